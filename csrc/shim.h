@@ -1,0 +1,17 @@
+/* pyrt's C shim: thin wrappers over the syscalls Python's os module lacks.
+ * Every function returns its result (>= 0) or -errno; the logic lives in Python. */
+int pyrt_unshare(int flags);
+int pyrt_setns(int fd, int nstype);
+int pyrt_ns_type(int fd);
+int pyrt_mount(const char *source, const char *target, const char *fstype,
+               unsigned long flags, const char *data);
+int pyrt_umount2(const char *target, int flags);
+int pyrt_pivot_root(const char *new_root, const char *put_old);
+int pyrt_sethostname(const char *name, size_t len);
+int pyrt_setdomainname(const char *name, size_t len);
+int pyrt_openat2(int dirfd, const char *path, unsigned long long flags,
+                 unsigned long long mode, unsigned long long resolve);
+int pyrt_prctl(int option, unsigned long arg2, unsigned long arg3,
+               unsigned long arg4, unsigned long arg5);
+int pyrt_join_session_keyring(const char *name);
+int pyrt_ioctl_int(int fd, unsigned long request, int *value);

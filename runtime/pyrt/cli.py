@@ -1,0 +1,308 @@
+"""Command line: runc's commands, flags and spellings; parsing and dispatch only.
+
+Accepted as urfave/cli (runc's parser) accepts them: `--flag value`, `--flag=value`,
+single-dash long flags (`-no-subreaper`), flags after the container id (except for
+kill, which passes everything after the id through), `--` to end flags.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyrt import __version__, OCI_VERSION, log
+from pyrt.errors import PyrtError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+
+class Flag:
+    def __init__(self, names: str, value: str = "", help: str = "", default: Any = None,
+                 hidden: bool = False) -> None:
+        self.names = names.split(",")
+        self.key = self.names[0].replace("-", "_")
+        self.value = value  # "" for a boolean flag, else the value's name for help
+        self.help = help
+        self.default = default if default is not None else (False if not value else "")
+        self.hidden = hidden
+
+
+class Command:
+    def __init__(self, name: str, usage: str, args: str, nargs: tuple[int, int],
+                 flags: list[Flag], run: Callable[[Options], int],
+                 stop_after_args: bool = False) -> None:
+        self.name, self.usage, self.args, self.nargs = name, usage, args, nargs
+        self.flags = flags
+        self.run = run
+        self.stop_after_args = stop_after_args
+
+
+class Options(dict):  # type: ignore[type-arg]
+    """Parsed flags by key, plus `args` (positionals) and the global flags."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def parse_flags(argv: list[str], flags: list[Flag], where: str,
+                stop_after_args: bool = False, stop_at_first_arg: bool = False
+                ) -> tuple[Options, list[str]]:
+    """Flags anywhere among positionals; returns (options, positionals)."""
+    by_name = {name: f for f in flags for name in f.names}
+    opts = Options({f.key: f.default for f in flags})
+    args: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        i += 1
+        if tok == "--":
+            args.extend(argv[i:])
+            break
+        if (args and stop_after_args) or not tok.startswith("-") or tok == "-":
+            if stop_at_first_arg:
+                args.extend(argv[i - 1 :])
+                break
+            args.append(tok)
+            continue
+        name, eq, value = tok.lstrip("-").partition("=")
+        flag = by_name.get(name)
+        if flag is None:
+            raise PyrtError(where, f"flag provided but not defined: {tok}")
+        if not flag.value:
+            if eq and value.lower() not in ("true", "false", "1", "0"):
+                raise PyrtError(where, f"invalid boolean value {value!r} for {tok}")
+            opts[flag.key] = not eq or value.lower() in ("true", "1")
+            continue
+        if not eq:
+            if i >= len(argv):
+                raise PyrtError(where, f"flag needs an argument: {tok}")
+            value = argv[i]
+            i += 1
+        if isinstance(flag.default, list):
+            opts[flag.key] = [*opts[flag.key], value]
+        else:
+            opts[flag.key] = value
+    return opts, args
+
+
+# ---------------------------------------------------------------- commands
+
+def _root(opts: Options) -> str:
+    root = os.path.abspath(opts.root)
+    if root == "/":
+        raise PyrtError("--root", "must not be /")
+    return root
+
+
+def _int_flag(opts: Options, key: str, flag: str) -> int:
+    try:
+        value = int(opts[key] or 0)
+    except ValueError:
+        raise PyrtError(flag, f"not a number: {opts[key]!r}") from None
+    if value < 0:
+        raise PyrtError(flag, "must not be negative")
+    return value
+
+
+def _create_opts(opts: Options) -> dict[str, Any]:
+    return {
+        "pid_file": opts.pid_file, "console_socket": opts.console_socket,
+        "no_pivot": opts.no_pivot, "no_new_keyring": opts.no_new_keyring,
+        "preserve_fds": _int_flag(opts, "preserve_fds", "--preserve-fds"),
+    }
+
+
+def cmd_create(opts: Options) -> int:
+    from pyrt import container
+
+    ctr, _ = container.create(_root(opts), opts.args[0], opts.bundle or ".",
+                              **_create_opts(opts))
+    ctr.close()
+    return 0
+
+
+def cmd_run(opts: Options) -> int:
+    from pyrt import container
+
+    return container.run(_root(opts), opts.args[0], opts.bundle or ".", detach=opts.detach,
+                         keep=opts.keep, no_subreaper=opts.no_subreaper,
+                         **_create_opts(opts))
+
+
+def cmd_start(opts: Options) -> int:
+    from pyrt import container
+    from pyrt.state import Container
+
+    with Container.open(_root(opts), opts.args[0]) as ctr:
+        container.start(ctr)
+    return 0
+
+
+def cmd_state(opts: Options) -> int:
+    from pyrt import jsonio
+    from pyrt.state import Container
+
+    with Container.open(_root(opts), opts.args[0], shared=True) as ctr:
+        doc = ctr.oci_state()
+    sys.stdout.write(jsonio.dumps_indented(doc))
+    return 0
+
+
+def cmd_kill(opts: Options) -> int:
+    from pyrt import container
+    from pyrt.linux import signals
+    from pyrt.state import Container
+
+    if len(opts.args) > 2:
+        raise PyrtError("kill", "too many arguments")
+    sig = signals.parse(opts.args[1] if len(opts.args) > 1 else "SIGTERM")
+    with Container.open(_root(opts), opts.args[0]) as ctr:
+        container.kill(ctr, sig, all_processes=opts.all)
+    return 0
+
+
+def cmd_delete(opts: Options) -> int:
+    from pyrt import container
+
+    container.delete(_root(opts), opts.args[0], force=opts.force)
+    return 0
+
+
+def cmd_list(opts: Options) -> int:
+    from pyrt import container, jsonio
+
+    if opts.format not in ("table", "json"):
+        raise PyrtError("list --format", f"invalid format {opts.format!r}: table or json")
+    docs = container.list_containers(_root(opts))
+    if opts.quiet:
+        sys.stdout.write("".join(d["id"] + "\n" for d in docs))
+    elif opts.format == "json":
+        sys.stdout.write(jsonio.dumps(docs or None, compact=True) + "\n")
+    else:
+        rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
+        rows += [[d["id"], str(d["pid"]), d["status"], d["bundle"], d["created"], d["owner"]]
+                 for d in docs]
+        widths = [max(12, max(len(r[c]) for r in rows) + 3) for c in range(5)]
+        for r in rows:
+            sys.stdout.write("".join(r[c].ljust(widths[c]) for c in range(5)) + r[5] + "\n")
+    return 0
+
+
+_CREATE_FLAGS = [
+    Flag("bundle,b", "DIR", "path to the bundle directory (default: the current directory)"),
+    Flag("console-socket", "PATH", "unix socket that receives the pty master"),
+    Flag("pidfd-socket", "PATH", "unix socket that receives the init's pidfd", hidden=True),
+    Flag("pid-file", "FILE", "file to write the init's pid to"),
+    Flag("no-pivot", "", "use MS_MOVE and chroot instead of pivot_root"),
+    Flag("no-new-keyring", "", "do not make a new session keyring"),
+    Flag("preserve-fds", "N", "pass N extra fds (from 3) to the container", default="0"),
+]
+
+COMMANDS = {c.name: c for c in [
+    Command("create", "create a container", "<container-id>", (1, 1), _CREATE_FLAGS,
+            cmd_create),
+    Command("run", "create and start a container", "<container-id>", (1, 1), [
+        *_CREATE_FLAGS,
+        Flag("detach,d", "", "detach from the container's process"),
+        Flag("keep", "", "do not delete the container after it exits"),
+        Flag("no-subreaper", "", "do not make pyrt a subreaper"),
+    ], cmd_run),
+    Command("start", "start the process of a created container", "<container-id>", (1, 1),
+            [], cmd_start),
+    Command("state", "print the state of a container", "<container-id>", (1, 1), [],
+            cmd_state),
+    Command("kill", "send a signal to the container's init (default SIGTERM)",
+            "<container-id> [signal]", (1, 2),
+            [Flag("all,a", "", "signal every process of the container", hidden=True)],
+            cmd_kill, stop_after_args=True),
+    Command("delete", "delete a container and everything it holds", "<container-id>", (1, 1),
+            [Flag("force,f", "", "kill the container first if it is running")], cmd_delete),
+    Command("list", "list containers", "", (0, 0), [
+        Flag("format,f", "FORMAT", "table or json", default="table"),
+        Flag("quiet,q", "", "print only the container ids"),
+    ], cmd_list),
+]}
+
+GLOBAL_FLAGS = [
+    Flag("root", "DIR", "directory for container state", default="/run/pyrt"),
+    Flag("log", "FILE", "log file (default: stderr)"),
+    Flag("log-format", "FORMAT", "text or json", default="text"),
+    Flag("debug", "", "log debug messages"),
+    Flag("systemd-cgroup", "", "use the systemd cgroup driver"),
+    Flag("rootless", "VALUE", "ignored, for compatibility (true, false, auto)", hidden=True),
+    Flag("version,v", "", "print the version"),
+    Flag("help,h", "", "show help"),
+]
+
+
+def _flag_help(flags: list[Flag]) -> str:
+    lines = []
+    for f in flags:
+        if f.hidden:
+            continue
+        names = ", ".join(("-" if len(n) == 1 else "--") + n for n in f.names)
+        lines.append(f"   {(names + ' ' + f.value).strip():<28} {f.help}")
+    return "\n".join(lines)
+
+
+def usage(command: Command | None = None) -> str:
+    if command is not None:
+        return (f"usage: pyrt {command.name} [flags] {command.args}\n\n{command.usage}\n\n"
+                f"flags:\n{_flag_help([*command.flags, Flag('help,h', '', 'show help')])}\n")
+    cmds = "\n".join(f"   {c.name:<10} {c.usage}" for c in COMMANDS.values())
+    return (f"usage: pyrt [global flags] <command> [flags] [args]\n\n"
+            f"pyrt is an OCI container runtime (runtime-spec {OCI_VERSION}).\n\n"
+            f"commands:\n{cmds}\n\nglobal flags:\n{_flag_help(GLOBAL_FLAGS)}\n")
+
+
+def dispatch(argv: list[str]) -> int:
+    gopts, rest = parse_flags(argv, GLOBAL_FLAGS, "pyrt", stop_at_first_arg=True)
+    if gopts.log_format not in ("text", "json"):
+        raise PyrtError("--log-format", f"invalid log-format {gopts.log_format!r}")
+    log.configure(gopts.log, gopts.log_format, gopts.debug)
+    if gopts.version:
+        sys.stdout.write(f"pyrt version {__version__}\nspec: {OCI_VERSION}\n"
+                         f"python: {sys.version.split()[0]}\n")
+        return 0
+    if gopts.help or not rest or rest[0] == "help":
+        sys.stdout.write(usage())
+        return 0
+    command = COMMANDS.get(rest[0])
+    if command is None:
+        raise PyrtError(rest[0], "unknown command (see pyrt --help)")
+    opts, args = parse_flags(rest[1:], [*command.flags, Flag("help,h")], command.name,
+                             stop_after_args=command.stop_after_args)
+    if opts.help:
+        sys.stdout.write(usage(command))
+        return 0
+    low, high = command.nargs
+    if not low <= len(args) <= high:
+        want = f"exactly {low}" if low == high else f"{low} to {high}"
+        raise PyrtError(command.name, f"needs {want} argument(s): {command.args}, got {len(args)}")
+    if gopts.systemd_cgroup:
+        raise PyrtError("--systemd-cgroup", "the systemd cgroup driver is not supported yet")
+    opts.update(gopts)
+    opts["args"] = args
+    log.debug(f"{command.name} {' '.join(args)}")
+    return command.run(opts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return dispatch(sys.argv[1:] if argv is None else argv)
+    except PyrtError as e:
+        log.error(str(e))
+        return 1
+    except OSError as e:
+        from pyrt.errors import oserror
+
+        log.error(str(oserror("pyrt", e)))
+        return 1
+    except KeyboardInterrupt:
+        return 130

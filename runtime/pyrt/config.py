@@ -1,0 +1,371 @@
+"""Typed model of config.json (runtime-spec v1.3.0, Linux) and the checks a schema cannot make.
+
+`load(bundle)` reads and parses the bundle's config.json into records, checking every
+type on the way, and raises ConfigError with the JSON pointer of the first problem.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyrt import jsonio
+from pyrt.errors import ConfigError, PyrtError
+from pyrt.record import factory, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
+
+NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+
+
+@record
+class Root:
+    path: str
+    readonly: bool = False
+
+
+@record
+class IDMapping:
+    containerID: int
+    hostID: int
+    size: int
+
+
+@record
+class Mount:
+    destination: str
+    type: str = ""
+    source: str = ""
+    options: list[str] = factory(list)
+    uidMappings: list[IDMapping] = factory(list)
+    gidMappings: list[IDMapping] = factory(list)
+
+
+@record
+class Rlimit:
+    type: str
+    hard: int
+    soft: int
+
+
+@record
+class User:
+    uid: int = 0
+    gid: int = 0
+    umask: int | None = None
+    additionalGids: list[int] = factory(list)
+    username: str = ""
+
+
+@record
+class Capabilities:
+    bounding: list[str] = factory(list)
+    effective: list[str] = factory(list)
+    inheritable: list[str] = factory(list)
+    permitted: list[str] = factory(list)
+    ambient: list[str] = factory(list)
+
+
+@record
+class Process:
+    args: list[str]
+    cwd: str
+    terminal: bool = False
+    consoleSize: dict[str, int] | None = None
+    env: list[str] = factory(list)
+    user: User = factory(User)
+    rlimits: list[Rlimit] = factory(list)
+    capabilities: Capabilities | None = None
+    noNewPrivileges: bool = False
+    oomScoreAdj: int | None = None
+    apparmorProfile: str = ""
+    selinuxLabel: str = ""
+
+
+@record
+class Namespace:
+    type: str
+    path: str = ""
+
+
+@record
+class Device:
+    type: str
+    path: str
+    major: int = 0
+    minor: int = 0
+    fileMode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+
+
+@record
+class Linux:
+    namespaces: list[Namespace] = factory(list)
+    uidMappings: list[IDMapping] = factory(list)
+    gidMappings: list[IDMapping] = factory(list)
+    timeOffsets: dict[str, dict[str, int]] = factory(dict)
+    devices: list[Device] = factory(list)
+    cgroupsPath: str = ""
+    resources: dict[str, Any] = factory(dict)
+    rootfsPropagation: str = ""
+    sysctl: dict[str, str] = factory(dict)
+    maskedPaths: list[str] = factory(list)
+    readonlyPaths: list[str] = factory(list)
+    mountLabel: str = ""
+    seccomp: dict[str, Any] | None = None
+
+    def namespace(self, ns_type: str) -> Namespace | None:
+        for ns in self.namespaces:
+            if ns.type == ns_type:
+                return ns
+        return None
+
+
+@record
+class Config:
+    ociVersion: str
+    root: Root
+    process: Process | None = None
+    mounts: list[Mount] = factory(list)
+    hostname: str = ""
+    domainname: str = ""
+    hooks: dict[str, Any] = factory(dict)
+    annotations: dict[str, str] = factory(dict)
+    linux: Linux = factory(Linux)
+
+
+# ---------------------------------------------------------------- parsing
+
+_SIMPLE = {str: "a string", bool: "a boolean", int: "an integer", dict: "an object"}
+
+
+def _expect(value: Any, kind: type, ptr: str) -> Any:
+    if kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ConfigError(ptr, f"must be {_SIMPLE.get(kind, kind.__name__)}")
+    return value
+
+
+def _list(value: Any, ptr: str, item: Callable[[Any, str], T]) -> list[T]:
+    if not isinstance(value, list):
+        raise ConfigError(ptr, "must be an array")
+    return [item(v, f"{ptr}/{i}") for i, v in enumerate(value)]
+
+
+def _str(v: Any, p: str) -> str:
+    return _expect(v, str, p)  # type: ignore[no-any-return]
+
+
+def _int(v: Any, p: str) -> int:
+    return _expect(v, int, p)  # type: ignore[no-any-return]
+
+
+def _uint(v: Any, p: str) -> int:
+    if _int(v, p) < 0:
+        raise ConfigError(p, "must not be negative")
+    return v  # type: ignore[no-any-return]
+
+
+def _obj(value: Any, ptr: str, cls: type[T], fields: dict[str, Callable[[Any, str], Any]]) -> T:
+    """Build record `cls` from JSON object `value`; unknown keys are ignored as the spec says."""
+    _expect(value, dict, ptr)
+    kwargs = {}
+    for name, conv in fields.items():
+        if name in value and value[name] is not None:
+            kwargs[name] = conv(value[name], f"{ptr}/{name}")
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        missing = str(e).split("missing field ")[-1].strip("'")
+        raise ConfigError(f"{ptr}/{missing}", "is required") from None
+
+
+def _strmap(v: Any, p: str) -> dict[str, str]:
+    for key, item in _expect(v, dict, p).items():
+        _str(item, f"{p}/{key}")
+    return v  # type: ignore[no-any-return]
+
+
+def _idmap(v: Any, p: str) -> IDMapping:
+    return _obj(v, p, IDMapping, {"containerID": _uint, "hostID": _uint, "size": _uint})
+
+
+def _strlist(v: Any, p: str) -> list[str]:
+    return _list(v, p, _str)
+
+
+def _mount(v: Any, p: str) -> Mount:
+    return _obj(v, p, Mount, {
+        "destination": _str, "type": _str, "source": _str, "options": _strlist,
+        "uidMappings": lambda v, p: _list(v, p, _idmap),
+        "gidMappings": lambda v, p: _list(v, p, _idmap),
+    })
+
+
+def _process(v: Any, p: str) -> Process:
+    return _obj(v, p, Process, {
+        "args": _strlist, "cwd": _str, "terminal": lambda v, p: _expect(v, bool, p),
+        "consoleSize": lambda v, p: _obj(v, p, dict, {"height": _uint, "width": _uint}),
+        "env": _strlist,
+        "user": lambda v, p: _obj(v, p, User, {
+            "uid": _uint, "gid": _uint, "umask": _uint,
+            "additionalGids": lambda v, p: _list(v, p, _uint), "username": _str,
+        }),
+        "rlimits": lambda v, p: _list(v, p, lambda v, p: _obj(
+            v, p, Rlimit, {"type": _str, "hard": _uint, "soft": _uint})),
+        "capabilities": lambda v, p: _obj(v, p, Capabilities, dict.fromkeys(
+            ("bounding", "effective", "inheritable", "permitted", "ambient"), _strlist)),
+        "noNewPrivileges": lambda v, p: _expect(v, bool, p),
+        "oomScoreAdj": _int, "apparmorProfile": _str, "selinuxLabel": _str,
+    })
+
+
+def _linux(v: Any, p: str) -> Linux:
+    return _obj(v, p, Linux, {
+        "namespaces": lambda v, p: _list(v, p, lambda v, p: _obj(
+            v, p, Namespace, {"type": _str, "path": _str})),
+        "uidMappings": lambda v, p: _list(v, p, _idmap),
+        "gidMappings": lambda v, p: _list(v, p, _idmap),
+        "timeOffsets": lambda v, p: {
+            k: _obj(o, f"{p}/{k}", dict, {"secs": _int, "nanosecs": _uint})
+            for k, o in _expect(v, dict, p).items()
+        },
+        "devices": lambda v, p: _list(v, p, lambda v, p: _obj(v, p, Device, {
+            "type": _str, "path": _str, "major": _int, "minor": _int,
+            "fileMode": _uint, "uid": _uint, "gid": _uint})),
+        "cgroupsPath": _str,
+        "resources": lambda v, p: _expect(v, dict, p),
+        "rootfsPropagation": _str,
+        "sysctl": _strmap,
+        "maskedPaths": _strlist,
+        "readonlyPaths": _strlist,
+        "mountLabel": _str,
+        "seccomp": lambda v, p: _expect(v, dict, p),
+    })
+
+
+def parse(doc: Any) -> Config:
+    """Typed parse of a config.json document plus the semantic checks; raises ConfigError."""
+    config = _obj(doc, "", Config, {
+        "ociVersion": _str,
+        "root": lambda v, p: _obj(v, p, Root, {
+            "path": _str, "readonly": lambda v, p: _expect(v, bool, p)}),
+        "process": _process,
+        "mounts": lambda v, p: _list(v, p, _mount),
+        "hostname": _str,
+        "domainname": _str,
+        "hooks": lambda v, p: _expect(v, dict, p),
+        "annotations": _strmap,
+        "linux": _linux,
+    })
+    check(config)
+    return config
+
+
+def load(bundle: str) -> Config:
+    """Read and parse `<bundle>/config.json`."""
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise PyrtError(f"bundle {bundle}", f"cannot read config.json: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise PyrtError(path, "not UTF-8 text") from None
+    try:
+        doc = jsonio.loads(text)
+    except jsonio.JSONError as e:
+        raise PyrtError(path, str(e)) from None
+    return parse(doc)
+
+
+# ---------------------------------------------------------------- semantic checks
+
+def check(config: Config) -> None:
+    """What a schema cannot say, checked as runc checks it; raises the first ConfigError."""
+    major = config.ociVersion.split(".", 1)[0]
+    if major != "1":
+        raise ConfigError("/ociVersion", f"unsupported version {config.ociVersion!r}: need 1.x")
+    if not config.root.path:
+        raise ConfigError("/root/path", "must not be empty")
+    proc = config.process
+    if proc is not None:
+        if not proc.args:
+            raise ConfigError("/process/args", "must be a non-empty array of strings")
+        if not proc.cwd.startswith("/"):
+            raise ConfigError("/process/cwd", "must be an absolute path")
+        for i, rl in enumerate(proc.rlimits):
+            if rl.soft > rl.hard:
+                raise ConfigError(f"/process/rlimits/{i}", "soft limit exceeds hard limit")
+    linux = config.linux
+    seen: set[str] = set()
+    for i, ns in enumerate(linux.namespaces):
+        ptr = f"/linux/namespaces/{i}/type"
+        if ns.type not in NAMESPACE_TYPES:
+            raise ConfigError(ptr, f"unknown namespace type {ns.type!r}")
+        if ns.type in seen:
+            raise ConfigError(ptr, f"duplicate namespace type {ns.type!r}")
+        seen.add(ns.type)
+        if ns.path and not ns.path.startswith("/"):
+            raise ConfigError(f"/linux/namespaces/{i}/path", "must be an absolute path")
+    user = linux.namespace("user")
+    if user is not None and not user.path and not (linux.uidMappings and linux.gidMappings):
+        raise ConfigError("/linux/uidMappings", "a new user namespace needs uid and gid mappings")
+    if (linux.uidMappings or linux.gidMappings) and user is None:
+        raise ConfigError("/linux/uidMappings", "mappings need a user namespace")
+    uts = linux.namespace("uts")
+    if config.hostname and (uts is None or uts.path):
+        raise ConfigError("/hostname", "setting the hostname needs a new uts namespace")
+    if config.domainname and (uts is None or uts.path):
+        raise ConfigError("/domainname", "setting the domainname needs a new uts namespace")
+    if linux.timeOffsets:
+        time_ns = linux.namespace("time")
+        if time_ns is None or time_ns.path:
+            raise ConfigError("/linux/timeOffsets", "time offsets need a new time namespace")
+        for clock in linux.timeOffsets:
+            if clock not in ("monotonic", "boottime"):
+                raise ConfigError(f"/linux/timeOffsets/{clock}", "unknown clock")
+    if linux.rootfsPropagation not in ("", "shared", "slave", "private", "unbindable",
+                                       "rshared", "rslave", "rprivate", "runbindable"):
+        raise ConfigError("/linux/rootfsPropagation",
+                          f"unknown propagation {linux.rootfsPropagation!r}")
+    for i, dev in enumerate(linux.devices):
+        if dev.type not in ("c", "b", "u", "p"):
+            raise ConfigError(f"/linux/devices/{i}/type", f"unknown device type {dev.type!r}")
+        if not dev.path.startswith("/"):
+            raise ConfigError(f"/linux/devices/{i}/path", "must be an absolute path")
+    for i, m in enumerate(config.mounts):
+        if not m.destination:
+            raise ConfigError(f"/mounts/{i}/destination", "must not be empty")
+    _check_sysctl(config)
+
+
+_NET_SYSCTL = ("net.",)
+_IPC_SYSCTL = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+               "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def _check_sysctl(config: Config) -> None:
+    """As runc: a sysctl is allowed only where its namespace is the container's own."""
+    ns = config.linux.namespace
+    for key in config.linux.sysctl:
+        ptr = f"/linux/sysctl/{key}"
+        if key.startswith("fs.mqueue.") or key in _IPC_SYSCTL:
+            if ns("ipc") is None:
+                raise ConfigError(ptr, "needs an ipc namespace")
+        elif key.startswith(_NET_SYSCTL):
+            if ns("network") is None:
+                raise ConfigError(ptr, "needs a network namespace")
+        elif key in ("kernel.hostname", "kernel.domainname"):
+            if ns("uts") is None:
+                raise ConfigError(ptr, "needs a uts namespace")
+        else:
+            raise ConfigError(ptr, "is not namespaced: it would change the host")

@@ -1,0 +1,380 @@
+"""The lifecycle: create, start, state, kill, delete, run, list (runtime-spec runtime.md)."""
+
+from __future__ import annotations
+
+import _signal
+import os
+import select
+
+from pyrt import cgroups, state
+from pyrt.errors import NotExist, PyrtError, oserror
+from pyrt.linux import signals
+from pyrt.state import CREATED, PAUSED, RUNNING, STOPPED, Container, State
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from pyrt.cgroups.base import Cgroup
+    from pyrt.init import Plan
+    from pyrt.linux.sync import Channel
+
+KILL_TIMEOUT = 10.0
+
+
+# ---------------------------------------------------------------- create
+
+def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
+           console_socket: str = "", no_pivot: bool = False, no_new_keyring: bool = False,
+           preserve_fds: int = 0, detach: bool = True) -> tuple[Container, int | None]:
+    """Make the container and leave its init blocked on the exec fifo.
+
+    Returns the container (lock still held) and, when not detached and the process has a
+    terminal, the pty master for the caller to relay.
+    """
+    from pyrt import config as config_mod
+    from pyrt.init import Plan
+
+    bundle = os.path.abspath(bundle)
+    if not os.path.isdir(bundle):
+        raise PyrtError(f"bundle {bundle}", "not a directory")
+    pid_file = os.path.abspath(pid_file) if pid_file else ""
+    config = config_mod.load(bundle)
+    plan = Plan(config, bundle, console_socket=console_socket, no_pivot=no_pivot,
+                no_new_keyring=no_new_keyring, preserve_fds=preserve_fds, detach=detach)
+    plan.open_namespaces()
+    ctr = Container.create(root, container_id)
+    cgroup = None
+    pid = 0
+    try:
+        cgroup = cgroups.open_cgroup(config.linux.cgroupsPath, container_id)
+        cgroup.create()
+        cgroup.apply(config.linux.resources)
+        os.mkfifo(ctr.fifo_path, 0o622)
+        os.chmod(ctr.fifo_path, 0o622)
+        plan.fifo_fd = os.open(ctr.fifo_path, os.O_PATH | os.O_CLOEXEC)
+        pid, master = _spawn(plan, cgroup)
+        start_time = state.process_start_time(pid)
+        if start_time is None:
+            raise PyrtError("container init", "exited during create")
+        ctr.save(State(
+            id=container_id, pid=pid, start_time=start_time, bundle=bundle,
+            rootfs=plan.rootfs, created=state.utc_now(), oci_version=config.ociVersion,
+            annotations=config.annotations, cgroup_paths=cgroup.paths(),
+            freezer=cgroup.freezer_file(),
+            new_pidns=config.linux.namespace("pid") is not None,
+        ))
+        if pid_file:
+            _write_pid_file(pid_file, pid)
+    except BaseException:
+        if pid:
+            _kill_and_wait(pid)
+        if cgroup is not None:
+            _quiet(cgroup.destroy)
+        _quiet(ctr.remove)
+        ctr.close()
+        raise
+    finally:
+        plan.close()
+        if plan.fifo_fd >= 0:
+            os.close(plan.fifo_fd)
+    return ctr, master
+
+
+def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
+    """Fork the init, put it in its cgroup, and drive it until it says "ready"."""
+    from pyrt import init
+    from pyrt.linux import namespaces, terminal
+    from pyrt.linux import syscalls as sc
+    from pyrt.linux.sync import Channel
+
+    own_pidns = -1
+    if "pid" in plan.ns_fds:
+        own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        sc.setns(plan.ns_fds["pid"], sc.CLONE_NEWPID)  # our children are born there
+    elif plan.new_flags & sc.CLONE_NEWPID and not plan.new_user:
+        own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        sc.unshare(sc.CLONE_NEWPID)
+    parent_ch, child_ch = Channel.pair()
+    pid = os.fork()
+    if pid == 0:
+        parent_ch.close()
+        init.child(plan, child_ch)
+    child_ch.close()
+    if own_pidns >= 0:
+        sc.setns(own_pidns, sc.CLONE_NEWPID)
+        os.close(own_pidns)
+    master = None
+    try:
+        cgroup.add(pid)
+        parent_ch.send("go")
+        if plan.new_user:
+            parent_ch.recv("userns")
+            namespaces.write_id_maps(pid, plan.config.linux)
+            parent_ch.send("maps")
+            if plan.new_flags & sc.CLONE_NEWPID:
+                grandchild = parent_ch.recv("pid")["pid"]
+                os.waitpid(pid, 0)
+                pid = grandchild
+        if plan.process.terminal:
+            msg = parent_ch.recv("console")
+            if plan.console_socket:
+                try:
+                    terminal.send_to_socket(plan.console_socket, msg["fd"], msg["name"])
+                finally:
+                    os.close(msg["fd"])
+            else:
+                master = msg["fd"]
+        parent_ch.recv("ready")
+    except BaseException:
+        _kill_and_wait(pid)
+        if master is not None:
+            os.close(master)
+        raise
+    finally:
+        parent_ch.close()
+    return pid, master
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    """The decimal pid, no newline, written atomically (callers Atoi the whole file)."""
+    tmp = f"{path}.pyrt-tmp"
+    try:
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write(str(pid))
+        os.rename(tmp, path)
+    except OSError as e:
+        raise oserror(f"pid file {path}", e) from None
+
+
+def _quiet(fn: Any) -> None:
+    try:
+        fn()
+    except (OSError, PyrtError):
+        pass
+
+
+# ---------------------------------------------------------------- start
+
+def start(ctr: Container) -> None:
+    """Release the init blocked on the exec fifo; it then execs the user's process."""
+    st = ctr.require_state()
+    status = ctr.status()
+    if status != CREATED:
+        why = {RUNNING: "cannot start an already running container",
+               STOPPED: "cannot start a container that has stopped",
+               PAUSED: "cannot start a container in the paused state"}[status]
+        raise PyrtError(f"container {ctr.id}", why)
+    try:
+        fifo = os.open(ctr.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise PyrtError(f"container {ctr.id}", "cannot start an already running container") \
+            from None
+    pidfd = _pidfd(st)
+    try:
+        if pidfd < 0:
+            raise PyrtError(f"container {ctr.id}", "cannot start a container that has stopped")
+        poller = select.poll()
+        poller.register(fifo, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        while True:
+            events = dict(poller.poll())
+            if fifo in events:
+                if os.read(fifo, 1):
+                    break
+                if pidfd not in events:
+                    continue
+            if pidfd in events:
+                raise PyrtError(f"container {ctr.id}", "init exited before it could start")
+    finally:
+        os.close(fifo)
+        if pidfd >= 0:
+            os.close(pidfd)
+    os.unlink(ctr.fifo_path)
+
+
+def _pidfd(st: State) -> int:
+    """A pidfd for the init, checked against its recorded start time (-1 if it is gone)."""
+    try:
+        fd = os.pidfd_open(st.pid)
+    except OSError:
+        return -1
+    if state.process_start_time(st.pid) != st.start_time:
+        os.close(fd)
+        return -1
+    return fd
+
+
+# ---------------------------------------------------------------- kill
+
+def kill(ctr: Container, sig: int, all_processes: bool = False) -> None:
+    st = ctr.require_state()
+    if ctr.status() == STOPPED:
+        if all_processes:
+            return
+        raise PyrtError(f"container {ctr.id}", "container not running")
+    if all_processes or not st.new_pidns:
+        for pid in cgroups.from_paths(st.cgroup_paths).pids():
+            _quiet(lambda pid=pid: os.kill(pid, sig))
+    pidfd = _pidfd(st)
+    if pidfd < 0:
+        if all_processes:
+            return
+        raise PyrtError(f"container {ctr.id}", "container not running")
+    try:
+        _signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        if not all_processes:
+            raise PyrtError(f"container {ctr.id}", "container not running") from None
+    finally:
+        os.close(pidfd)
+
+
+def _kill_and_wait(pid: int) -> None:
+    """SIGKILL a child of ours and reap it."""
+    _quiet(lambda: os.kill(pid, _signal.SIGKILL))
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _wait_dead(st: State, timeout: float = KILL_TIMEOUT) -> None:
+    pidfd = _pidfd(st)
+    if pidfd < 0:
+        return
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(int(timeout * 1000)):
+            raise PyrtError(f"container {st.id}", "init did not die after SIGKILL")
+    finally:
+        os.close(pidfd)
+
+
+# ---------------------------------------------------------------- delete
+
+def delete(root: str, container_id: str, force: bool = False) -> None:
+    try:
+        ctr = Container.open(root, container_id)
+    except NotExist:
+        if force:
+            return
+        raise
+    with ctr:
+        if ctr.state is None:  # a create that died before saving: clean its remains
+            _quiet(ctr.remove)
+            if force:
+                return
+            raise NotExist(container_id)
+        st = ctr.state
+        status = ctr.status()
+        if status in (RUNNING, PAUSED) and not force:
+            raise PyrtError(f"container {container_id}",
+                            f"cannot delete a container that is not stopped: {status}")
+        if status != STOPPED:
+            kill(ctr, _signal.SIGKILL, all_processes=True)
+            _wait_dead(st)
+        destroy(ctr)
+
+
+def destroy(ctr: Container) -> None:
+    """Remove everything create made: the cgroup, then the state directory."""
+    st = ctr.require_state()
+    cgroup = cgroups.from_paths(st.cgroup_paths)
+    for pid in cgroup.pids():  # stragglers of a shared pid namespace
+        _quiet(lambda pid=pid: os.kill(pid, _signal.SIGKILL))
+    cgroup.destroy()
+    ctr.remove()
+
+
+# ---------------------------------------------------------------- run
+
+def run(root: str, container_id: str, bundle: str, *, detach: bool = False, keep: bool = False,
+        no_subreaper: bool = False, **create_opts: Any) -> int:
+    """create + start; in the foreground, wait and return the container's exit code."""
+    from pyrt.linux import syscalls as sc
+
+    if not detach and not no_subreaper:
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    ctr, master = create(root, container_id, bundle, detach=detach, **create_opts)
+    try:
+        try:
+            start(ctr)
+        except BaseException:
+            _quiet(lambda: kill(ctr, _signal.SIGKILL, all_processes=True))
+            _quiet(lambda: _wait_dead(ctr.require_state()))
+            _quiet(lambda: destroy(ctr))
+            raise
+        if detach:
+            return 0
+        pid = ctr.require_state().pid
+    finally:
+        ctr.close()
+    code = _wait_foreground(pid, master)
+    if not keep:
+        _quiet(lambda: delete(root, container_id, force=True))
+    return code
+
+
+# every signal but these is forwarded to the container, as runc does
+_NOT_FORWARDED = {"SIGCHLD", "SIGURG", "SIGWINCH", "SIGKILL", "SIGSTOP"}
+
+
+def _wait_foreground(pid: int, master: int | None) -> int:
+    def forward(sig: int, _frame: object) -> None:
+        _quiet(lambda: os.kill(pid, sig))
+
+    for name, num in signals.NAMES.items():
+        if name not in _NOT_FORWARDED:
+            _quiet(lambda num=num: _signal.signal(num, forward))
+    status: list[int] = []
+
+    def reap(block: bool) -> bool:
+        """Reap children (we are their subreaper); True once the init is among them."""
+        while not status:
+            try:
+                child, code = os.waitpid(-1, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                status.append(255 << 8)
+                break
+            if child == 0:
+                return False
+            if child == pid:
+                status.append(code)
+        return True
+
+    if master is not None:
+        from pyrt.linux import terminal
+
+        try:
+            terminal.relay(master, lambda: reap(False))
+        finally:
+            os.close(master)
+    reap(True)
+    code = os.waitstatus_to_exitcode(status[0])
+    return 128 - code if code < 0 else code
+
+
+# ---------------------------------------------------------------- list
+
+def list_containers(root: str) -> list[dict[str, Any]]:
+    import pwd
+
+    out = []
+    for container_id in state.list_ids(root):
+        try:
+            ctr = Container.open(root, container_id, shared=True)
+        except PyrtError:
+            continue
+        with ctr:
+            if ctr.state is None:
+                continue
+            doc = ctr.oci_state()
+            uid = os.stat(ctr.dir).st_uid
+            try:
+                doc["owner"] = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                doc["owner"] = f"#{uid}"
+            out.append(doc)
+    return out

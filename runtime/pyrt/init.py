@@ -1,0 +1,234 @@
+"""What runs in the container's init from fork until execve.
+
+The parent (`pyrt create`) builds a Plan: everything is parsed and checked before the
+fork, so the child only acts. The child reports each step over the sync Channel; an
+error becomes one message and exit, never a traceback.
+
+Order, as runc's: wait until the parent put us in the cgroup; join namespaces given by
+path (user first); make a user namespace and wait for its id maps; make the other
+namespaces (a new pid namespace inside a new user namespace needs one more fork);
+set up the rootfs and /dev; pivot_root; masked and read-only paths; rlimits; user and
+capabilities; no_new_privs; say "ready"; block opening the exec fifo until `start`;
+execve.
+"""
+
+from __future__ import annotations
+
+import _signal
+import os
+
+from pyrt.errors import ConfigError, PyrtError, oserror
+from pyrt.linux import caps, devices, mounts, namespaces, process, terminal
+from pyrt.linux import syscalls as sc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+    from pyrt.config import Config
+    from pyrt.linux.sync import Channel
+
+
+class Plan:
+    """The container to make, checked before anything is made."""
+
+    def __init__(self, config: Config, bundle: str, *, console_socket: str = "",
+                 no_pivot: bool = False, no_new_keyring: bool = False,
+                 preserve_fds: int = 0, detach: bool = True) -> None:
+        if config.process is None:
+            raise ConfigError("/process", "is required to create a container")
+        self.config = config
+        self.process = config.process
+        self.bundle = bundle
+        self.rootfs = os.path.realpath(os.path.join(bundle, config.root.path))
+        if not os.path.isdir(self.rootfs):
+            raise ConfigError("/root/path", f"{self.rootfs} is not a directory")
+        linux = config.linux
+        if linux.namespace("mount") is None:
+            raise ConfigError("/linux/namespaces", "a mount namespace is required")
+        self.mounts = [mounts.MountPlan(m, bundle, f"/mounts/{i}")
+                       for i, m in enumerate(config.mounts)]
+        self.setup_dev = not any(m.destination == "/dev" and m.bind for m in self.mounts)
+        self.caps = caps.CapPlan(self.process.capabilities)
+        self.rlimits = process.check_rlimits(self.process)
+        terminal.check(self.process.terminal, console_socket, detach)
+        self.console_socket = console_socket
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+        self.new_flags = namespaces.new_flags(linux)
+        self.new_user = bool(self.new_flags & sc.CLONE_NEWUSER)
+        self.in_userns = linux.namespace("user") is not None
+        self.ns_fds: dict[str, int] = {}
+        self.fifo_fd = -1
+
+    def open_namespaces(self) -> None:
+        self.ns_fds = namespaces.open_paths(self.config.linux)
+
+    def close(self) -> None:
+        for fd in self.ns_fds.values():
+            os.close(fd)
+        self.ns_fds.clear()
+
+
+# signals CPython sets to ignore or handles itself; the container must get the defaults
+_RESET_SIGNALS = ("SIGINT", "SIGPIPE", "SIGXFSZ")
+
+
+def _default_signals() -> None:
+    for name in _RESET_SIGNALS:
+        num = getattr(_signal, name, None)
+        if num is not None:
+            _signal.signal(num, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+
+
+def child(plan: Plan, ch: Channel) -> NoReturn:
+    """Entry point of the forked init; never returns."""
+    try:
+        _close_inherited(plan, ch)
+        _default_signals()
+        sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
+        ch.recv("go")
+        _namespaces(plan, ch)
+        _exec(plan, ch)
+    except BaseException as e:  # noqa: BLE001 - every failure must reach the parent
+        err = e if isinstance(e, PyrtError) else (
+            oserror("container init", e) if isinstance(e, OSError)
+            else PyrtError("container init", f"{type(e).__name__}: {e}"))
+        try:
+            ch.send("error", what=err.what, why=err.why)
+        finally:
+            os._exit(1)
+
+
+def _close_inherited(plan: Plan, ch: Channel) -> None:
+    """Close what the parent had open (its container lock above all), keeping stdio, the
+    preserved fds, and what the plan needs."""
+    keep = {ch.fileno(), plan.fifo_fd, *plan.ns_fds.values(), *range(3 + plan.preserve_fds)}
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the listdir's own fd
+
+
+def _namespaces(plan: Plan, ch: Channel) -> None:
+    linux = plan.config.linux
+    namespaces.join(plan.ns_fds, skip=("pid",))  # pid by path: the parent did setns
+    if plan.new_user:
+        sc.unshare(sc.CLONE_NEWUSER)
+        ch.send("userns")
+        ch.recv("maps")
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    if plan.new_user and plan.new_flags & sc.CLONE_NEWPID:
+        # the pid namespace must belong to the new user namespace: make it now, and
+        # fork once more so our child is its pid 1; we hand its pid over and leave
+        sc.unshare(sc.CLONE_NEWPID)
+        pid = os.fork()
+        if pid:
+            ch.send("pid", pid=pid)
+            os._exit(0)
+        sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
+    rest = plan.new_flags & ~(sc.CLONE_NEWUSER | sc.CLONE_NEWPID | sc.CLONE_NEWTIME)
+    if rest:
+        sc.unshare(rest)
+    if plan.new_flags & sc.CLONE_NEWTIME:
+        namespaces.enter_new_time_ns(linux.timeOffsets)
+    if not plan.no_new_keyring:
+        try:
+            sc.join_session_keyring(None)
+        except OSError as e:
+            if e.errno not in (38, 1):  # ENOSYS, EPERM: no keyrings here, as runc
+                raise
+
+
+def _exec(plan: Plan, ch: Channel) -> NoReturn:
+    config, proc = plan.config, plan.process
+    linux = config.linux
+    mounts.prepare_root(plan.rootfs, linux.rootfsPropagation)
+    root_fd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    for m in plan.mounts:
+        mounts.mount_one(root_fd, m, plan.in_userns)
+    if plan.setup_dev:
+        devices.create_devices(root_fd, linux.devices, plan.in_userns)
+        has_pts = os.path.exists(f"{plan.rootfs}/dev/pts/ptmx")
+        devices.create_symlinks(root_fd, with_ptmx=has_pts)
+    if config.hostname:
+        sc.sethostname(config.hostname)
+    if config.domainname:
+        sc.setdomainname(config.domainname)
+    proc_self = os.open("/proc/self", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    if plan.no_pivot:
+        mounts.move_root(plan.rootfs)
+    else:
+        mounts.pivot_root(plan.rootfs)
+    os.close(root_fd)
+
+    if proc.terminal:
+        master, name = terminal.open_pty(proc.consoleSize)
+        ch.send("console", fd=master, name=name)
+        os.close(master)
+        _mount_console(name)
+        terminal.become_session_leader(name)
+    mounts.write_sysctl(linux.sysctl)
+    for path in linux.maskedPaths:
+        mounts.mask_path(path)
+    for path in linux.readonlyPaths:
+        mounts.readonly_path(path)
+    if config.root.readonly:
+        mounts.readonly_root()
+    try:
+        os.chdir(proc.cwd)
+    except OSError as e:
+        raise oserror(f"process cwd {proc.cwd}", e) from None
+    process.set_rlimits(plan.rlimits)
+    if proc.oomScoreAdj is not None:
+        with open("/proc/self/oom_score_adj", "w", encoding="ascii") as f:
+            f.write(str(proc.oomScoreAdj))
+
+    plan.caps.drop_bounding()
+    sc.prctl(sc.PR_SET_KEEPCAPS, 1)
+    process.set_user(proc.user, setgroups=True)
+    sc.prctl(sc.PR_SET_KEEPCAPS, 0)
+    plan.caps.apply()
+    os.umask(0o022 if proc.user.umask is None else proc.user.umask)
+    if proc.noNewPrivileges:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    env = process.environment(proc)
+    executable = process.find_executable(proc.args[0], env)
+    try:
+        os.chdir(proc.cwd)  # again as the user, who may not reach it
+    except OSError as e:
+        raise oserror(f"process cwd {proc.cwd}", e) from None
+
+    sc.prctl(sc.PR_SET_PDEATHSIG, 0)  # from here on we outlive `pyrt create`
+    ch.send("ready")
+    # Blocks until `pyrt start` opens the fifo for reading.
+    fifo = os.open(f"fd/{plan.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc_self)
+    os.write(fifo, b"0")
+    os.close(fifo)
+    os.close(proc_self)
+    os.close(plan.fifo_fd)
+    ch.close()
+    for fd in range(3, 3 + plan.preserve_fds):
+        os.set_inheritable(fd, True)
+    os.closerange(3 + plan.preserve_fds, 1 << 20)
+    try:
+        os.execve(executable, proc.args, env)
+    except OSError as e:
+        os.write(2, f"pyrt: exec {proc.args[0]}: {e.strerror}\n".encode())
+    os._exit(127)
+
+
+def _mount_console(slave: str) -> None:
+    """Bind the pty slave over /dev/console, as runc does."""
+    try:
+        if not os.path.exists("/dev/console"):
+            os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        sc.mount(slave, "/dev/console", None, sc.MS_BIND)
+    except OSError as e:
+        raise oserror("/dev/console", e) from None

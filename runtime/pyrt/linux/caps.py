@@ -1,0 +1,78 @@
+"""Capabilities: the five sets of process.capabilities, through python-prctl."""
+
+from __future__ import annotations
+
+import _prctl
+
+from pyrt.errors import ConfigError
+from pyrt.linux import syscalls as sc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrt.config import Capabilities
+
+NAMES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+)
+NUMBERS = {name: i for i, name in enumerate(NAMES)}
+SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+
+
+def last_cap() -> int:
+    with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as f:
+        return int(f.read())
+
+
+class CapPlan:
+    """process.capabilities resolved to numbers, checked before anything is made."""
+
+    def __init__(self, caps: Capabilities | None) -> None:
+        self.present = caps is not None
+        self.sets: dict[str, list[int]] = {}
+        top = last_cap()
+        for name in SETS:
+            numbers = []
+            for i, cap in enumerate(getattr(caps, name) if caps else []):
+                num = NUMBERS.get(cap.upper())
+                if num is None:
+                    raise ConfigError(f"/process/capabilities/{name}/{i}",
+                                      f"unknown capability {cap!r}")
+                if num <= top:  # as runc: a capability the kernel lacks is skipped
+                    numbers.append(num)
+            self.sets[name] = numbers
+        self.all = list(range(top + 1))
+
+    def drop_bounding(self) -> None:
+        """Drop the bounding set first, while we still hold CAP_SETPCAP."""
+        if not self.present:
+            return
+        keep = set(self.sets["bounding"])
+        for cap in self.all:
+            if cap not in keep:
+                _prctl.prctl(_prctl.PR_CAPBSET_DROP, cap)
+
+    def apply(self) -> None:
+        """Set effective, permitted and inheritable exactly, then raise the ambient set."""
+        if not self.present:
+            return
+        eff, perm, inh = (set(self.sets[n]) for n in ("effective", "permitted", "inheritable"))
+        _prctl.set_caps(
+            sorted(eff), sorted(perm), sorted(inh),
+            [c for c in self.all if c not in eff],
+            [c for c in self.all if c not in perm],
+            [c for c in self.all if c not in inh],
+        )
+        sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
+        for cap in self.sets["ambient"]:
+            try:
+                sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, cap)
+            except PermissionError:
+                pass  # as runc: not in permitted+inheritable, so it cannot be ambient

@@ -1,0 +1,347 @@
+"""The root filesystem: propagation, the config's mounts, pivot_root, masked/readonly paths.
+
+Mount targets are resolved with openat2(RESOLVE_IN_ROOT) against the rootfs, so a
+symlink in the rootfs can never lead a mount out of it; the mount is then made on the
+resolved fd through /proc/self/fd/N.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from pyrt.errors import ConfigError, PyrtError, oserror
+from pyrt.linux import syscalls as sc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrt.config import Mount
+
+# option -> (flags to set, flags to clear)
+FLAG_OPTIONS: dict[str, tuple[int, int]] = {
+    "ro": (sc.MS_RDONLY, 0), "rw": (0, sc.MS_RDONLY),
+    "nosuid": (sc.MS_NOSUID, 0), "suid": (0, sc.MS_NOSUID),
+    "nodev": (sc.MS_NODEV, 0), "dev": (0, sc.MS_NODEV),
+    "noexec": (sc.MS_NOEXEC, 0), "exec": (0, sc.MS_NOEXEC),
+    "sync": (sc.MS_SYNCHRONOUS, 0), "async": (0, sc.MS_SYNCHRONOUS),
+    "dirsync": (sc.MS_DIRSYNC, 0),
+    "remount": (sc.MS_REMOUNT, 0),
+    "mand": (sc.MS_MANDLOCK, 0), "nomand": (0, sc.MS_MANDLOCK),
+    "noatime": (sc.MS_NOATIME, 0), "atime": (0, sc.MS_NOATIME),
+    "nodiratime": (sc.MS_NODIRATIME, 0), "diratime": (0, sc.MS_NODIRATIME),
+    "relatime": (sc.MS_RELATIME, 0), "norelatime": (0, sc.MS_RELATIME),
+    "strictatime": (sc.MS_STRICTATIME, 0), "nostrictatime": (0, sc.MS_STRICTATIME),
+    "lazytime": (sc.MS_LAZYTIME, 0), "nolazytime": (0, sc.MS_LAZYTIME),
+    "nosymfollow": (sc.MS_NOSYMFOLLOW, 0), "symfollow": (0, sc.MS_NOSYMFOLLOW),
+    "silent": (sc.MS_SILENT, 0), "loud": (0, sc.MS_SILENT),
+    "bind": (sc.MS_BIND, 0), "rbind": (sc.MS_BIND | sc.MS_REC, 0),
+}
+PROPAGATION = {
+    "private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE | sc.MS_REC,
+    "shared": sc.MS_SHARED, "rshared": sc.MS_SHARED | sc.MS_REC,
+    "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
+    "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
+}
+# statvfs f_flag bits a remount must keep when they are locked (user namespaces)
+_LOCKED = ((1, sc.MS_RDONLY), (2, sc.MS_NOSUID), (4, sc.MS_NODEV), (8, sc.MS_NOEXEC),
+           (1024, sc.MS_NOATIME), (2048, sc.MS_NODIRATIME), (4096, sc.MS_RELATIME))
+_UNSUPPORTED = ("idmap", "ridmap", "tmpcopyup", "copy-symlink")
+
+
+class MountPlan:
+    """One entry of `mounts`, parsed before anything is made."""
+
+    def __init__(self, mount: Mount, bundle: str, ptr: str) -> None:
+        self.destination = "/" + mount.destination.lstrip("/")
+        self.type = mount.type
+        self.flags = 0
+        self.propagation: list[int] = []
+        data: list[str] = []
+        for opt in mount.options:
+            if opt in FLAG_OPTIONS:
+                on, off = FLAG_OPTIONS[opt]
+                self.flags = (self.flags | on) & ~off
+            elif opt in PROPAGATION:
+                self.propagation.append(PROPAGATION[opt])
+            elif opt in _UNSUPPORTED or (opt.startswith("r") and opt[1:] in FLAG_OPTIONS):
+                raise ConfigError(f"{ptr}/options", f"mount option {opt!r} not supported yet")
+            else:
+                data.append(opt)
+        if mount.type == "bind":
+            self.flags |= sc.MS_BIND
+        self.data = ",".join(data) or None
+        self.bind = bool(self.flags & sc.MS_BIND)
+        source = mount.source
+        if self.bind and source and not source.startswith("/"):
+            source = os.path.join(bundle, source)
+        self.source = source
+        if self.bind and not os.path.exists(source):
+            raise ConfigError(f"{ptr}/source", f"bind source {source} does not exist")
+        if mount.uidMappings or mount.gidMappings:
+            raise ConfigError(f"{ptr}/uidMappings", "idmapped mounts not supported yet")
+
+
+# ---------------------------------------------------------------- safe paths in the rootfs
+
+def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH) -> int:
+    """Open `path` as if root_fd were "/", never leaving it through symlinks or `..`."""
+    return sc.openat2(root_fd, path.lstrip("/") or ".", flags,
+                      sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
+
+
+def make_in_root(root_fd: int, path: str, directory: bool = True, mode: int = 0o755) -> int:
+    """Resolve `path` inside the root, creating what is missing; returns an O_PATH fd.
+
+    Each missing component is created in its parent's resolved fd, so a symlink planted
+    in the rootfs is followed only within it.
+    """
+    parts = _normalize(path.split("/"))
+    for _ in range(64):
+        try:
+            return open_in_root(root_fd, "/".join(parts))
+        except FileNotFoundError:
+            pass
+        # find the deepest existing ancestor
+        depth = len(parts) - 1
+        while depth > 0:
+            try:
+                parent = open_in_root(root_fd, "/".join(parts[:depth]))
+                break
+            except FileNotFoundError:
+                depth -= 1
+        else:
+            parent = os.dup(root_fd)
+        try:
+            name = parts[depth]
+            last = depth == len(parts) - 1
+            if last and not directory:
+                fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC
+                             | os.O_NOFOLLOW, 0o644, dir_fd=parent)
+                os.close(fd)
+            else:
+                os.mkdir(name, mode, dir_fd=parent)
+        except FileExistsError:
+            # raced, or a dangling symlink: follow it by hand, still inside the root
+            try:
+                link = os.readlink(name, dir_fd=parent)
+            except OSError:
+                link = None
+            if link is not None:
+                base = [] if link.startswith("/") else parts[:depth]
+                parts = _normalize([*base, *link.split("/"), *parts[depth + 1 :]])
+        finally:
+            os.close(parent)
+    raise PyrtError(f"path {path}", "could not be created inside the rootfs")
+
+
+def _normalize(parts: list[str]) -> list[str]:
+    """Drop "." and empty parts and apply ".." without going above the root."""
+    out: list[str] = []
+    for p in parts:
+        if p == "..":
+            if out:
+                out.pop()
+        elif p and p != ".":
+            out.append(p)
+    return out
+
+
+def fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
+
+
+# ---------------------------------------------------------------- the rootfs
+
+def prepare_root(rootfs: str, propagation: str) -> None:
+    """Set "/" propagation, keep the rootfs's parent mount private, bind the rootfs to itself."""
+    flags = PROPAGATION.get(propagation, sc.MS_SLAVE | sc.MS_REC)
+    sc.mount(None, "/", None, flags)
+    _make_parent_private(rootfs)
+    sc.mount(rootfs, rootfs, "bind", sc.MS_BIND | sc.MS_REC)
+
+
+def _make_parent_private(rootfs: str) -> None:
+    """pivot_root refuses a shared parent mount: make the one holding the rootfs private."""
+    best, shared = "", False
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4].replace("\\040", " ")
+            if (rootfs == point or rootfs.startswith(point.rstrip("/") + "/")) and \
+                    len(point) >= len(best):
+                best = point
+                shared = any(x.startswith("shared:") for x in fields[6:fields.index("-")])
+    if best and shared:
+        sc.mount(None, best, None, sc.MS_PRIVATE)
+
+
+def mount_one(root_fd: int, m: MountPlan, in_userns: bool) -> None:
+    is_dir = True
+    if m.bind:
+        is_dir = os.path.isdir(m.source)
+    target_fd = make_in_root(root_fd, m.destination, directory=is_dir)
+    try:
+        target = fd_path(target_fd)
+        if m.type == "cgroup":
+            _mount_cgroup(root_fd, m, in_userns)
+            return
+        if m.bind:
+            sc.mount(m.source, target, None, m.flags & (sc.MS_BIND | sc.MS_REC))
+            # reopen: the fd still points at the covered directory, not the new mount
+            os.close(target_fd)
+            target_fd = open_in_root(root_fd, m.destination)
+            target = fd_path(target_fd)
+            extra = m.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+            if extra:
+                _remount(target, sc.MS_BIND | sc.MS_REMOUNT | extra)
+        else:
+            source = m.source or m.type
+            try:
+                sc.mount(source, target, m.type, m.flags, m.data)
+            except PermissionError:
+                if m.type != "sysfs":
+                    raise
+                # no network namespace of our own (or a user namespace): bind the host's
+                sc.mount("/sys", target, None, sc.MS_BIND | sc.MS_REC)
+                _remount(target, sc.MS_BIND | sc.MS_REMOUNT | m.flags)
+            os.close(target_fd)
+            target_fd = open_in_root(root_fd, m.destination)
+            target = fd_path(target_fd)
+        for flag in m.propagation:
+            sc.mount(None, target, None, flag)
+    except OSError as e:
+        raise oserror(f"mount {m.destination}", e) from None
+    finally:
+        os.close(target_fd)
+
+
+def _remount(target: str, flags: int) -> None:
+    try:
+        sc.mount(None, target, None, flags)
+    except PermissionError:
+        # locked flags of the source mount must be kept (e.g. inside a user namespace)
+        vfs = os.statvfs(target).f_flag
+        for bit, flag in _LOCKED:
+            if vfs & bit:
+                flags |= flag
+        sc.mount(None, target, None, flags)
+
+
+def _mount_cgroup(root_fd: int, m: MountPlan, in_userns: bool) -> None:
+    """A `cgroup` mount: cgroup2 on a unified host; on v1 a tmpfs with one mount per
+    hierarchy, which a cgroup namespace limits to the container's own subtree."""
+    from pyrt import cgroups
+
+    flags = m.flags & ~sc.MS_RDONLY
+    target_fd = open_in_root(root_fd, m.destination)
+    try:
+        if cgroups.host_mode() == cgroups.UNIFIED:
+            sc.mount("cgroup2", fd_path(target_fd), "cgroup2", m.flags)
+            return
+        sc.mount("tmpfs", fd_path(target_fd), "tmpfs", flags, "mode=755")
+    finally:
+        os.close(target_fd)
+    for hierarchy in cgroups.own_cgroups():
+        if not hierarchy:
+            continue
+        name = hierarchy.removeprefix("name=")
+        sub = make_in_root(root_fd, f"{m.destination}/{name}")
+        try:
+            opts = hierarchy if hierarchy.startswith("name=") else name
+            sc.mount("cgroup", fd_path(sub), "cgroup", m.flags, opts)
+        finally:
+            os.close(sub)
+        if "," in name:  # cpu,cpuacct -> also reachable as cpu and cpuacct
+            for alias in name.split(","):
+                try:
+                    os.symlink(name, alias, dir_fd=_dir_fd(root_fd, m.destination))
+                except FileExistsError:
+                    pass
+    if m.flags & sc.MS_RDONLY:
+        target_fd = open_in_root(root_fd, m.destination)
+        try:
+            _remount(fd_path(target_fd), sc.MS_REMOUNT | sc.MS_RDONLY | flags)
+        finally:
+            os.close(target_fd)
+
+
+def _dir_fd(root_fd: int, path: str) -> int:
+    return open_in_root(root_fd, path, os.O_DIRECTORY | os.O_RDONLY)
+
+
+def pivot_root(rootfs: str) -> None:
+    """Make rootfs "/" and detach the old root, as runc does (pivot_root(".", "."))."""
+    old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    new = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fchdir(new)
+        sc.pivot_root(".", ".")
+        os.fchdir(old)
+        sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
+        sc.umount2(".", sc.MNT_DETACH)
+        os.chdir("/")
+    except OSError as e:
+        raise oserror("pivot_root", e) from None
+    finally:
+        os.close(old)
+        os.close(new)
+
+
+def move_root(rootfs: str) -> None:
+    """--no-pivot: move the rootfs mount onto "/" and chroot into it."""
+    try:
+        os.chdir(rootfs)
+        sc.mount(rootfs, "/", None, sc.MS_MOVE)
+        os.chroot(".")
+        os.chdir("/")
+    except OSError as e:
+        raise oserror("chroot", e) from None
+
+
+def mask_path(path: str) -> None:
+    """Hide a path: /dev/null over a file, an empty read-only tmpfs over a directory."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        if stat.S_ISDIR(st.st_mode):
+            sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, "size=0k,mode=000")
+        else:
+            sc.mount("/dev/null", path, None, sc.MS_BIND)
+    except OSError as e:
+        raise oserror(f"maskedPaths {path}", e) from None
+
+
+def readonly_path(path: str) -> None:
+    try:
+        sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as e:
+        raise oserror(f"readonlyPaths {path}", e) from None
+    flags = sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+    try:
+        _remount(path, flags)
+    except OSError as e:
+        raise oserror(f"readonlyPaths {path}", e) from None
+
+
+def readonly_root() -> None:
+    try:
+        _remount("/", sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
+    except OSError as e:
+        raise oserror("root readonly", e) from None
+
+
+def write_sysctl(sysctl: dict[str, str]) -> None:
+    for key, value in sysctl.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(value)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                raise PyrtError(f"sysctl {key}", "unknown on this kernel") from None
+            raise oserror(f"sysctl {key}", e) from None

@@ -1,0 +1,98 @@
+"""The container process: rlimits, user and groups, the executable, and execve."""
+
+from __future__ import annotations
+
+import os
+import resource
+import stat
+
+from pyrt.errors import ConfigError, PyrtError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrt.config import Process, User
+
+RLIMITS = {
+    name: getattr(resource, name)
+    for name in dir(resource)
+    if name.startswith("RLIMIT_")
+}
+
+
+def check_rlimits(proc: Process) -> list[tuple[int, int, int]]:
+    """process.rlimits as (resource, soft, hard); unknown types are a ConfigError."""
+    out = []
+    for i, rl in enumerate(proc.rlimits):
+        if rl.type not in RLIMITS:
+            raise ConfigError(f"/process/rlimits/{i}/type", f"unknown rlimit {rl.type!r}")
+        out.append((RLIMITS[rl.type], rl.soft, rl.hard))
+    return out
+
+
+def set_rlimits(limits: list[tuple[int, int, int]]) -> None:
+    for res, soft, hard in limits:
+        try:
+            resource.setrlimit(res, (_inf(soft), _inf(hard)))
+        except (OSError, ValueError) as e:
+            name = next(n for n, v in RLIMITS.items() if v == res)
+            raise PyrtError(f"rlimit {name}", f"cannot set {soft}/{hard}: {e}") from None
+
+
+def _inf(value: int) -> int:
+    return resource.RLIM_INFINITY if value >= (1 << 64) - 1 else value
+
+
+def set_user(user: User, setgroups: bool) -> None:
+    """Groups, gid, uid: in that order, while we still may change them."""
+    try:
+        if setgroups:
+            os.setgroups(user.additionalGids)
+        os.setresgid(user.gid, user.gid, user.gid)
+        os.setresuid(user.uid, user.uid, user.uid)
+    except OSError as e:
+        raise PyrtError(f"user {user.uid}:{user.gid}", e.strerror or str(e)) from None
+
+
+def home_of(uid: int) -> str:
+    """HOME for uid from the container's /etc/passwd, "/" if it has none (as runc)."""
+    try:
+        with open("/etc/passwd", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def environment(proc: Process) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in proc.env:
+        key, sep, value = item.partition("=")
+        if sep:
+            env[key] = value
+    if "HOME" not in env:
+        env["HOME"] = home_of(proc.user.uid)
+    return env
+
+
+def find_executable(name: str, env: dict[str, str]) -> str:
+    """args[0] resolved against PATH inside the container, as exec.LookPath does."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        path = env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        candidates = [os.path.join(d or ".", name) for d in path.split(":")]
+    for candidate in candidates:
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and os.access(candidate, os.X_OK):
+            return candidate
+        if "/" in name:
+            raise PyrtError(f"exec {name!r}", "permission denied: not an executable file")
+    if "/" in name:
+        raise PyrtError(f"exec {name!r}", "no such file or directory")
+    raise PyrtError(f"exec {name!r}", "executable file not found in $PATH")

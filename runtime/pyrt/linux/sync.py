@@ -1,0 +1,58 @@
+"""The parent <-> init channel: a SOCK_SEQPACKET socketpair carrying small JSON messages.
+
+Each message is one dict with a "type"; an init that fails sends {"type": "error",
+"what": ..., "why": ...} and exits, and the parent raises it as a PyrtError.
+A message may carry one fd (the pty master) with SCM_RIGHTS.
+"""
+
+from __future__ import annotations
+
+import _socket
+
+from pyrt import jsonio
+from pyrt.errors import PyrtError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+_MAX = 1 << 16
+
+
+class Channel:
+    def __init__(self, sock: _socket.socket) -> None:
+        self.sock = sock
+
+    @classmethod
+    def pair(cls) -> tuple[Channel, Channel]:
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        return cls(a), cls(b)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, msg_type: str, fd: int = -1, **fields: Any) -> None:
+        data = jsonio.dumps({"type": msg_type, **fields}, compact=True).encode()
+        if fd >= 0:
+            anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, "little"))]
+            self.sock.sendmsg([data], anc)
+        else:
+            self.sock.send(data)
+
+    def recv(self, expect: str) -> dict[str, Any]:
+        """Receive one message; raise on an error message, EOF, or an unexpected type."""
+        data, anc, _flags, _addr = self.sock.recvmsg(_MAX, _socket.CMSG_SPACE(4))
+        if not data:
+            raise PyrtError("container init", f"exited before it was {expect}")
+        msg: dict[str, Any] = jsonio.loads(data.decode())
+        for level, kind, payload in anc:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                msg["fd"] = int.from_bytes(payload[:4], "little")
+        if msg["type"] == "error":
+            raise PyrtError(msg["what"], msg["why"])
+        if msg["type"] != expect:
+            raise PyrtError("container init", f"sent {msg['type']!r} while {expect!r} was due")
+        return msg
