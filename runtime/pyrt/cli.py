@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pyrt import __version__, OCI_VERSION, log
+from pyrt import OCI_VERSION, __version__, log
 from pyrt.errors import PyrtError
 
 TYPE_CHECKING = False
@@ -94,7 +94,7 @@ def parse_flags(argv: list[str], flags: list[Flag], where: str,
 # ---------------------------------------------------------------- commands
 
 def _root(opts: Options) -> str:
-    root = os.path.abspath(opts.root)
+    root: str = os.path.abspath(opts.root)
     if root == "/":
         raise PyrtError("--root", "must not be /")
     return root
@@ -194,6 +194,59 @@ def cmd_list(opts: Options) -> int:
     return 0
 
 
+def cmd_pause(opts: Options) -> int:
+    from pyrt import container
+    from pyrt.state import Container
+
+    with Container.open(_root(opts), opts.args[0]) as ctr:
+        container.pause(ctr)
+    return 0
+
+
+def cmd_resume(opts: Options) -> int:
+    from pyrt import container
+    from pyrt.state import Container
+
+    with Container.open(_root(opts), opts.args[0]) as ctr:
+        container.resume(ctr)
+    return 0
+
+
+def cmd_ps(opts: Options) -> int:
+    """`ps --format json`: the pids, as containerd reads them; table: host `ps` filtered."""
+    from pyrt import container, jsonio
+    from pyrt.state import Container
+
+    if opts.format not in ("table", "json"):
+        raise PyrtError("ps --format", f"invalid format {opts.format!r}: table or json")
+    with Container.open(_root(opts), opts.args[0], shared=True) as ctr:
+        pids = container.pids(ctr)
+    if opts.format == "json":
+        sys.stdout.write(jsonio.dumps(pids, compact=True) + "\n")
+        return 0
+    import subprocess
+
+    ps_args = opts.args[1:] or ["-ef"]
+    try:
+        out = subprocess.run(["ps", *ps_args], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise PyrtError("ps", str(e)) from None
+    lines = out.stdout.splitlines()
+    if not lines:
+        return 0
+    header = lines[0].split()
+    if "PID" not in header:
+        raise PyrtError("ps", "the ps output has no PID column")
+    column = header.index("PID")
+    wanted = set(pids)
+    sys.stdout.write(lines[0] + "\n")
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > column and fields[column].isdigit() and int(fields[column]) in wanted:
+            sys.stdout.write(line + "\n")
+    return 0
+
+
 _CREATE_FLAGS = [
     Flag("bundle,b", "DIR", "path to the bundle directory (default: the current directory)"),
     Flag("console-socket", "PATH", "unix socket that receives the pty master"),
@@ -223,6 +276,12 @@ COMMANDS = {c.name: c for c in [
             cmd_kill, stop_after_args=True),
     Command("delete", "delete a container and everything it holds", "<container-id>", (1, 1),
             [Flag("force,f", "", "kill the container first if it is running")], cmd_delete),
+    Command("pause", "freeze every process of the container", "<container-id>", (1, 1), [],
+            cmd_pause),
+    Command("resume", "thaw a paused container", "<container-id>", (1, 1), [], cmd_resume),
+    Command("ps", "list the container's processes", "<container-id> [ps options]", (1, 99),
+            [Flag("format,f", "FORMAT", "table or json", default="table")], cmd_ps,
+            stop_after_args=True),
     Command("list", "list containers", "", (0, 0), [
         Flag("format,f", "FORMAT", "table or json", default="table"),
         Flag("quiet,q", "", "print only the container ids"),

@@ -10,7 +10,7 @@ import os
 
 from pyrt import jsonio
 from pyrt.errors import ConfigError, PyrtError
-from pyrt.record import factory, record
+from pyrt.record import field, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,9 +40,9 @@ class Mount:
     destination: str
     type: str = ""
     source: str = ""
-    options: list[str] = factory(list)
-    uidMappings: list[IDMapping] = factory(list)
-    gidMappings: list[IDMapping] = factory(list)
+    options: list[str] = field(default_factory=list)
+    uidMappings: list[IDMapping] = field(default_factory=list)
+    gidMappings: list[IDMapping] = field(default_factory=list)
 
 
 @record
@@ -57,17 +57,17 @@ class User:
     uid: int = 0
     gid: int = 0
     umask: int | None = None
-    additionalGids: list[int] = factory(list)
+    additionalGids: list[int] = field(default_factory=list)
     username: str = ""
 
 
 @record
 class Capabilities:
-    bounding: list[str] = factory(list)
-    effective: list[str] = factory(list)
-    inheritable: list[str] = factory(list)
-    permitted: list[str] = factory(list)
-    ambient: list[str] = factory(list)
+    bounding: list[str] = field(default_factory=list)
+    effective: list[str] = field(default_factory=list)
+    inheritable: list[str] = field(default_factory=list)
+    permitted: list[str] = field(default_factory=list)
+    ambient: list[str] = field(default_factory=list)
 
 
 @record
@@ -76,9 +76,9 @@ class Process:
     cwd: str
     terminal: bool = False
     consoleSize: dict[str, int] | None = None
-    env: list[str] = factory(list)
-    user: User = factory(User)
-    rlimits: list[Rlimit] = factory(list)
+    env: list[str] = field(default_factory=list)
+    user: User = field(default_factory=User)
+    rlimits: list[Rlimit] = field(default_factory=list)
     capabilities: Capabilities | None = None
     noNewPrivileges: bool = False
     oomScoreAdj: int | None = None
@@ -105,17 +105,17 @@ class Device:
 
 @record
 class Linux:
-    namespaces: list[Namespace] = factory(list)
-    uidMappings: list[IDMapping] = factory(list)
-    gidMappings: list[IDMapping] = factory(list)
-    timeOffsets: dict[str, dict[str, int]] = factory(dict)
-    devices: list[Device] = factory(list)
+    namespaces: list[Namespace] = field(default_factory=list)
+    uidMappings: list[IDMapping] = field(default_factory=list)
+    gidMappings: list[IDMapping] = field(default_factory=list)
+    timeOffsets: dict[str, dict[str, int]] = field(default_factory=dict)
+    devices: list[Device] = field(default_factory=list)
     cgroupsPath: str = ""
-    resources: dict[str, Any] = factory(dict)
+    resources: dict[str, Any] = field(default_factory=dict)
     rootfsPropagation: str = ""
-    sysctl: dict[str, str] = factory(dict)
-    maskedPaths: list[str] = factory(list)
-    readonlyPaths: list[str] = factory(list)
+    sysctl: dict[str, str] = field(default_factory=dict)
+    maskedPaths: list[str] = field(default_factory=list)
+    readonlyPaths: list[str] = field(default_factory=list)
     mountLabel: str = ""
     seccomp: dict[str, Any] | None = None
 
@@ -131,12 +131,12 @@ class Config:
     ociVersion: str
     root: Root
     process: Process | None = None
-    mounts: list[Mount] = factory(list)
+    mounts: list[Mount] = field(default_factory=list)
     hostname: str = ""
     domainname: str = ""
-    hooks: dict[str, Any] = factory(dict)
-    annotations: dict[str, str] = factory(dict)
-    linux: Linux = factory(Linux)
+    hooks: dict[str, Any] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    linux: Linux = field(default_factory=Linux)
 
 
 # ---------------------------------------------------------------- parsing

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
     from pyrt.cgroups.base import Cgroup
     from pyrt.init import Plan
-    from pyrt.linux.sync import Channel
 
 KILL_TIMEOUT = 10.0
 
@@ -274,6 +273,8 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
                             f"cannot delete a container that is not stopped: {status}")
         if status != STOPPED:
             kill(ctr, _signal.SIGKILL, all_processes=True)
+            if status == PAUSED:  # a frozen task only dies once thawed
+                cgroups.from_paths(st.cgroup_paths).freeze(False)
             _wait_dead(st)
         destroy(ctr)
 
@@ -286,6 +287,33 @@ def destroy(ctr: Container) -> None:
         _quiet(lambda pid=pid: os.kill(pid, _signal.SIGKILL))
     cgroup.destroy()
     ctr.remove()
+
+
+# ---------------------------------------------------------------- pause, resume, ps
+
+def pause(ctr: Container) -> None:
+    """Freeze the container (allowed when created or running, as in runc)."""
+    st = ctr.require_state()
+    status = ctr.status()
+    if status not in (CREATED, RUNNING):
+        raise PyrtError(f"container {ctr.id}", f"cannot pause a container that is {status}")
+    cgroups.from_paths(st.cgroup_paths).freeze(True)
+
+
+def resume(ctr: Container) -> None:
+    st = ctr.require_state()
+    status = ctr.status()
+    if status != PAUSED:
+        raise PyrtError(f"container {ctr.id}", f"cannot resume a container that is {status}")
+    cgroups.from_paths(st.cgroup_paths).freeze(False)
+
+
+def pids(ctr: Container) -> list[int]:
+    """Host pids of every process in the container's cgroup."""
+    st = ctr.require_state()
+    if ctr.status() == STOPPED:
+        return []
+    return cgroups.from_paths(st.cgroup_paths).pids()
 
 
 # ---------------------------------------------------------------- run

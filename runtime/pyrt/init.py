@@ -153,6 +153,7 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
     root_fd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for m in plan.mounts:
         mounts.mount_one(root_fd, m, plan.in_userns)
+    os.close(mounts.make_in_root(root_fd, proc.cwd))  # runc creates a missing cwd
     if plan.setup_dev:
         devices.create_devices(root_fd, linux.devices, plan.in_userns)
         has_pts = os.path.exists(f"{plan.rootfs}/dev/pts/ptmx")

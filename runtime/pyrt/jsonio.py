@@ -23,7 +23,7 @@ class _DecodeContext:
     memo: dict[str, str] = {}
 
 
-_scan = _json.make_scanner(_DecodeContext())
+_scan = _json.make_scanner(_DecodeContext())  # type: ignore[arg-type]
 _WS = " \t\n\r"
 
 
@@ -47,11 +47,12 @@ def loads(text: str) -> Any:
     return value
 
 
+# (markers, default, encoder, indent, key_sep, item_sep, sort_keys, skipkeys, allow_nan)
 _encode = _json.make_encoder(
-    None, None, _json.encode_basestring, None, ": ", ", ", False, False, True
+    None, None, _json.encode_basestring, None, ": ", ", ", False, False, True  # type: ignore[arg-type]
 )
 _encode_compact = _json.make_encoder(
-    None, None, _json.encode_basestring, None, ":", ",", False, False, True
+    None, None, _json.encode_basestring, None, ":", ",", False, False, True  # type: ignore[arg-type]
 )
 
 

@@ -14,7 +14,7 @@ import time
 
 from pyrt import jsonio
 from pyrt.errors import NotExist, PyrtError, oserror
-from pyrt.record import factory, record
+from pyrt.record import field, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -56,11 +56,11 @@ class State:
     rootfs: str
     created: str
     oci_version: str
-    annotations: dict[str, str] = factory(dict)
-    cgroup_paths: dict[str, str] = factory(dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    cgroup_paths: dict[str, str] = field(default_factory=dict)
     freezer: str = ""
     new_pidns: bool = True
-    extra: dict[str, Any] = factory(dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         names: tuple[str, ...] = self.__record_fields__  # type: ignore[attr-defined]

@@ -78,5 +78,9 @@ class Cgroup:
         """The file whose content tells whether the cgroup is frozen ("" if none)."""
         raise NotImplementedError
 
+    def freeze(self, frozen: bool) -> None:
+        """Freeze (pause) or thaw (resume) every process, returning once it is done."""
+        raise NotImplementedError
+
     def destroy(self) -> None:
         raise NotImplementedError

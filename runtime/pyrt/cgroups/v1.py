@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import time
+
 from pyrt.cgroups.base import Cgroup, read, read_pids, rmdir, write
 from pyrt.errors import ConfigError, PyrtError
 
@@ -77,6 +79,18 @@ class CgroupV1(Cgroup):
     def freezer_file(self) -> str:
         path = self._dir("freezer")
         return f"{path}/freezer.state" if path else ""
+
+    def freeze(self, frozen: bool) -> None:
+        path = self._dir("freezer")
+        if path is None:
+            raise PyrtError("pause", "the host has no freezer cgroup controller")
+        want = "FROZEN" if frozen else "THAWED"
+        for _ in range(1000):
+            write(f"{path}/freezer.state", want)
+            if read(f"{path}/freezer.state").strip() == want:
+                return
+            time.sleep(0.001)
+        raise PyrtError(f"cgroup {path}", f"did not become {want}")
 
     def destroy(self) -> None:
         for path in self.dirs.values():

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from pyrt.cgroups.base import Cgroup, read_pids, rmdir, write
+import time
+
+from pyrt.cgroups.base import Cgroup, read, read_pids, rmdir, write
 from pyrt.errors import ConfigError, PyrtError
 
 TYPE_CHECKING = False
@@ -32,6 +34,15 @@ class CgroupV2(Cgroup):
 
     def freezer_file(self) -> str:
         return f"{self.path}/cgroup.freeze"
+
+    def freeze(self, frozen: bool) -> None:
+        write(f"{self.path}/cgroup.freeze", "1" if frozen else "0")
+        want = f"frozen {int(frozen)}"
+        for _ in range(1000):
+            if want in read(f"{self.path}/cgroup.events").splitlines():
+                return
+            time.sleep(0.001)
+        raise PyrtError(f"cgroup {self.path}", "did not finish freezing")
 
     def destroy(self) -> None:
         if os.path.exists(f"{self.path}/cgroup.kill"):

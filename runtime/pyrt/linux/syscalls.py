@@ -72,7 +72,7 @@ def _check(result: int, what: str | bytes | None = None) -> int:
     return result
 
 
-def _b(s: str | bytes | None) -> bytes | object:
+def _b(s: str | bytes | None) -> object:
     if s is None:
         return ffi.NULL
     return s.encode() if isinstance(s, str) else s
