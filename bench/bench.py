@@ -156,7 +156,7 @@ def remove_cgroups() -> None:
 
 def summary(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
-    p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
     return statistics.median(ordered) * 1000, p90 * 1000
 
 

@@ -92,7 +92,7 @@ def child(plan: Plan, ch: Channel) -> NoReturn:
         ch.recv("go")
         _namespaces(plan, ch)
         _exec(plan, ch)
-    except BaseException as e:  # noqa: BLE001 - every failure must reach the parent
+    except BaseException as e:
         err = e if isinstance(e, PyrtError) else (
             oserror("container init", e) if isinstance(e, OSError)
             else PyrtError("container init", f"{type(e).__name__}: {e}"))

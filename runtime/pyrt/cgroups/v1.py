@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-
 import time
 
 from pyrt.cgroups.base import Cgroup, read, read_pids, rmdir, write

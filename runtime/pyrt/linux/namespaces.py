@@ -37,7 +37,8 @@ def open_paths(linux: Linux) -> dict[str, int]:
             except OSError:
                 actual = -1
             if actual != FLAGS[ns.type]:
-                raise PyrtError(f"namespace {ns.type} {ns.path}", f"not a {ns.type} namespace")
+                raise PyrtError(f"namespace {ns.type} {ns.path}",
+                                f"not a namespace of type {ns.type}")
     except BaseException:
         for fd in fds.values():
             os.close(fd)
