@@ -188,10 +188,50 @@ def _obj(value: Any, ptr: str, cls: type[T], fields: dict[str, Callable[[Any, st
         raise ConfigError(f"{ptr}/{missing}", "is required") from None
 
 
+def key(name: str) -> str:
+    """An object key as a JSON pointer token (RFC 6901)."""
+    return name.replace("~", "~0").replace("/", "~1")
+
+
 def _strmap(v: Any, p: str) -> dict[str, str]:
-    for key, item in _expect(v, dict, p).items():
-        _str(item, f"{p}/{key}")
+    for k, item in _expect(v, dict, p).items():
+        _str(item, f"{p}/{key(k)}")
     return v  # type: ignore[no-any-return]
+
+
+def _optional(conv: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    return lambda v, p: None if v is None else conv(v, p)
+
+
+def _typed_dict(types: dict[str, Callable[[Any, str], Any]]) -> Callable[[Any, str], Any]:
+    """Check the listed keys of an object; other keys are left to whoever uses them."""
+    def check(v: Any, p: str) -> dict[str, Any]:
+        for k, item in _expect(v, dict, p).items():
+            if k in types:
+                types[k](item, f"{p}/{key(k)}")
+        return v  # type: ignore[no-any-return]
+    return check
+
+
+def _bool(v: Any, p: str) -> bool:
+    return _expect(v, bool, p)  # type: ignore[no-any-return]
+
+
+_int_or_null = _optional(_int)
+_RESOURCES = _typed_dict({
+    "memory": _typed_dict(dict.fromkeys(
+        ("limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness"), _int_or_null)
+        | {"disableOOMKiller": _optional(_bool), "useHierarchy": _optional(_bool),
+           "checkBeforeUpdate": _optional(_bool)}),
+    "cpu": _typed_dict(dict.fromkeys(
+        ("shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod"),
+        _int_or_null) | {"cpus": _optional(_str), "mems": _optional(_str),
+                         "idle": _int_or_null}),
+    "pids": _typed_dict({"limit": _int_or_null}),
+    "devices": lambda v, p: _list(v, p, _typed_dict({
+        "allow": _bool, "type": _optional(_str), "major": _int_or_null,
+        "minor": _int_or_null, "access": _optional(_str)})),
+})
 
 
 def _idmap(v: Any, p: str) -> IDMapping:
@@ -235,14 +275,14 @@ def _linux(v: Any, p: str) -> Linux:
         "uidMappings": lambda v, p: _list(v, p, _idmap),
         "gidMappings": lambda v, p: _list(v, p, _idmap),
         "timeOffsets": lambda v, p: {
-            k: _obj(o, f"{p}/{k}", dict, {"secs": _int, "nanosecs": _uint})
+            k: _obj(o, f"{p}/{key(k)}", dict, {"secs": _int, "nanosecs": _uint})
             for k, o in _expect(v, dict, p).items()
         },
         "devices": lambda v, p: _list(v, p, lambda v, p: _obj(v, p, Device, {
             "type": _str, "path": _str, "major": _int, "minor": _int,
             "fileMode": _uint, "uid": _uint, "gid": _uint})),
         "cgroupsPath": _str,
-        "resources": lambda v, p: _expect(v, dict, p),
+        "resources": _RESOURCES,
         "rootfsPropagation": _str,
         "sysctl": _strmap,
         "maskedPaths": _strlist,
@@ -332,7 +372,7 @@ def check(config: Config) -> None:
             raise ConfigError("/linux/timeOffsets", "time offsets need a new time namespace")
         for clock in linux.timeOffsets:
             if clock not in ("monotonic", "boottime"):
-                raise ConfigError(f"/linux/timeOffsets/{clock}", "unknown clock")
+                raise ConfigError(f"/linux/timeOffsets/{key(clock)}", "unknown clock")
     if linux.rootfsPropagation not in ("", "shared", "slave", "private", "unbindable",
                                        "rshared", "rslave", "rprivate", "runbindable"):
         raise ConfigError("/linux/rootfsPropagation",
@@ -356,15 +396,15 @@ _IPC_SYSCTL = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
 def _check_sysctl(config: Config) -> None:
     """As runc: a sysctl is allowed only where its namespace is the container's own."""
     ns = config.linux.namespace
-    for key in config.linux.sysctl:
-        ptr = f"/linux/sysctl/{key}"
-        if key.startswith("fs.mqueue.") or key in _IPC_SYSCTL:
+    for name in config.linux.sysctl:
+        ptr = f"/linux/sysctl/{key(name)}"
+        if name.startswith("fs.mqueue.") or name in _IPC_SYSCTL:
             if ns("ipc") is None:
                 raise ConfigError(ptr, "needs an ipc namespace")
-        elif key.startswith(_NET_SYSCTL):
+        elif name.startswith(_NET_SYSCTL):
             if ns("network") is None:
                 raise ConfigError(ptr, "needs a network namespace")
-        elif key in ("kernel.hostname", "kernel.domainname"):
+        elif name in ("kernel.hostname", "kernel.domainname"):
             if ns("uts") is None:
                 raise ConfigError(ptr, "needs a uts namespace")
         else:

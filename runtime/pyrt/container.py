@@ -105,8 +105,6 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
         os.close(own_pidns)
     master = None
     try:
-        cgroup.add(pid)
-        parent_ch.send("go")
         if plan.new_user:
             parent_ch.recv("userns")
             namespaces.write_id_maps(pid, plan.config.linux)
@@ -115,6 +113,8 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
                 grandchild = parent_ch.recv("pid")["pid"]
                 os.waitpid(pid, 0)
                 pid = grandchild
+        cgroup.add(pid)  # slow on v1: the init sets up its rootfs meanwhile
+        parent_ch.send("go")
         if plan.process.terminal:
             msg = parent_ch.recv("console")
             if plan.console_socket:

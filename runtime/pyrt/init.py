@@ -4,12 +4,12 @@ The parent (`pyrt create`) builds a Plan: everything is parsed and checked befor
 fork, so the child only acts. The child reports each step over the sync Channel; an
 error becomes one message and exit, never a traceback.
 
-Order, as runc's: wait until the parent put us in the cgroup; join namespaces given by
-path (user first); make a user namespace and wait for its id maps; make the other
-namespaces (a new pid namespace inside a new user namespace needs one more fork);
-set up the rootfs and /dev; pivot_root; masked and read-only paths; rlimits; user and
-capabilities; no_new_privs; say "ready"; block opening the exec fifo until `start`;
-execve.
+Order, as runc's: join namespaces given by path (user first); make a user namespace
+and wait for its id maps; make the other namespaces (a new pid namespace inside a new
+user namespace needs one more fork); set up the rootfs and /dev; pivot_root; once the
+parent has put us in our cgroup, make the cgroup namespace; masked and read-only paths;
+rlimits; user and capabilities; no_new_privs; say "ready"; block opening the exec fifo
+until `start`; execve.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ class Plan:
         self.in_userns = linux.namespace("user") is not None
         self.ns_fds: dict[str, int] = {}
         self.fifo_fd = -1
+        self.in_cgroup = False
 
     def open_namespaces(self) -> None:
         self.ns_fds = namespaces.open_paths(self.config.linux)
@@ -89,7 +90,6 @@ def child(plan: Plan, ch: Channel) -> NoReturn:
         _close_inherited(plan, ch)
         _default_signals()
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
-        ch.recv("go")
         _namespaces(plan, ch)
         _exec(plan, ch)
     except BaseException as e:
@@ -133,7 +133,8 @@ def _namespaces(plan: Plan, ch: Channel) -> None:
             ch.send("pid", pid=pid)
             os._exit(0)
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
-    rest = plan.new_flags & ~(sc.CLONE_NEWUSER | sc.CLONE_NEWPID | sc.CLONE_NEWTIME)
+    rest = plan.new_flags & ~(sc.CLONE_NEWUSER | sc.CLONE_NEWPID | sc.CLONE_NEWTIME
+                              | sc.CLONE_NEWCGROUP)
     if rest:
         sc.unshare(rest)
     if plan.new_flags & sc.CLONE_NEWTIME:
@@ -146,12 +147,27 @@ def _namespaces(plan: Plan, ch: Channel) -> None:
                 raise
 
 
+def _enter_cgroup(plan: Plan, ch: Channel) -> None:
+    """Wait until the parent has put us in our cgroup, then make the cgroup namespace
+    (rooted there). Writing cgroup.procs is slow on v1, so the parent does it while we
+    set up the rootfs, and we wait only when we need it: at a cgroup mount, or at the end.
+    """
+    if plan.in_cgroup:
+        return
+    ch.recv("go")
+    if plan.new_flags & sc.CLONE_NEWCGROUP:
+        sc.unshare(sc.CLONE_NEWCGROUP)
+    plan.in_cgroup = True
+
+
 def _exec(plan: Plan, ch: Channel) -> NoReturn:
     config, proc = plan.config, plan.process
     linux = config.linux
     mounts.prepare_root(plan.rootfs, linux.rootfsPropagation)
     root_fd = os.open(plan.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     for m in plan.mounts:
+        if m.type == "cgroup":
+            _enter_cgroup(plan, ch)
         mounts.mount_one(root_fd, m, plan.in_userns)
     os.close(mounts.make_in_root(root_fd, proc.cwd))  # runc creates a missing cwd
     if plan.setup_dev:
@@ -169,6 +185,7 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
         mounts.pivot_root(plan.rootfs)
     os.close(root_fd)
 
+    _enter_cgroup(plan, ch)
     if proc.terminal:
         master, name = terminal.open_pty(proc.consoleSize)
         ch.send("console", fd=master, name=name)

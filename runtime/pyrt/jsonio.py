@@ -13,13 +13,17 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 class _DecodeContext:
     strict = True
     object_hook = None
     object_pairs_hook = None
     parse_float = float
     parse_int = int
-    parse_constant = None
+    parse_constant = staticmethod(_reject_constant)
     memo: dict[str, str] = {}
 
 
@@ -32,19 +36,35 @@ class JSONError(ValueError):
 
 
 def loads(text: str) -> Any:
-    """Parse one JSON document; raise JSONError with the character offset on failure."""
+    """Parse one JSON document (no NaN or Infinity); raise JSONError on any failure."""
     start = len(text) - len(text.lstrip(_WS))
     try:
         value, end = _scan(text, start)
-    except StopIteration as e:
-        raise JSONError(f"invalid JSON at offset {e.value}") from None
-    except ValueError as e:
-        raise JSONError(f"invalid JSON: {e}") from None
+    except (StopIteration, ValueError, SystemError, RecursionError):
+        raise JSONError(_explain(text)) from None
     finally:
         _DecodeContext.memo.clear()
     if text[end:].strip(_WS):
         raise JSONError(f"invalid JSON: extra data at offset {end}")
     return value
+
+
+def _explain(text: str) -> str:
+    """The error message for a document our fast scan refused.
+
+    The C scanner builds its exception from json.decoder, which the fast path never
+    imports (it may even fail with a SystemError then); on this error path only, the
+    stdlib parser says what is wrong and where.
+    """
+    import json
+
+    try:
+        json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        return "invalid JSON: nested too deeply"
+    except ValueError as e:
+        return f"invalid JSON: {e}"
+    return "invalid JSON"
 
 
 # (markers, default, encoder, indent, key_sep, item_sep, sort_keys, skipkeys, allow_nan)

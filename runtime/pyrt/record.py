@@ -45,7 +45,10 @@ def record(cls: type[T]) -> type[T]:
         for name in klass.__dict__.get("__annotations__", {}):  # noqa: RUF063
             if name not in names:
                 names.append(name)
-    defaults = {name: cls.__dict__.get(name, _MISSING) for name in names}
+    inherited: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__[1:]):
+        inherited.update(klass.__dict__.get("__record_defaults__", {}))
+    defaults = {name: cls.__dict__.get(name, inherited.get(name, _MISSING)) for name in names}
 
     def __init__(self: Any, **kwargs: Any) -> None:
         for name in names:
@@ -71,11 +74,13 @@ def record(cls: type[T]) -> type[T]:
         return all(getattr(self, n) == getattr(other, n) for n in names)
 
     for name, value in defaults.items():
-        if isinstance(value, Factory):
+        if isinstance(value, Factory) and name in cls.__dict__:
             delattr(cls, name)
     cls.__init__ = __init__  # type: ignore[method-assign]
     cls.__repr__ = __repr__  # type: ignore[method-assign]
     cls.__eq__ = __eq__  # type: ignore[method-assign]
     cls.__hash__ = None  # type: ignore[assignment]
     cls.__record_fields__ = tuple(names)  # type: ignore[attr-defined]
+    cls.__record_defaults__ = {n: v for n, v in defaults.items()  # type: ignore[attr-defined]
+                               if v is not _MISSING}
     return cls

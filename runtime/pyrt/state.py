@@ -213,4 +213,4 @@ def list_ids(root: str) -> list[str]:
         names = os.listdir(root)
     except FileNotFoundError:
         return []
-    return sorted(n for n in names if not n.startswith("."))
+    return sorted(n for n in names if os.path.isdir(os.path.join(root, n)))

@@ -117,6 +117,8 @@ class CgroupV1(Cgroup):
         files = {"reservation": "memory.soft_limit_in_bytes", "limit": "memory.limit_in_bytes",
                  "swap": "memory.memsw.limit_in_bytes", "swappiness": "memory.swappiness"}
         for key, value in mem.items():
+            if value is None:
+                continue
             if key in files:
                 self._set("memory", files[key], value, f"{ptr}/{key}")
             elif key == "disableOOMKiller":

@@ -16,7 +16,7 @@ NAMES: dict[str, int] = {
 
 def parse(text: str) -> int:
     """A signal as runc takes it: a number, or a name with or without SIG, any case."""
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         num = int(text)
         if 0 < num < _signal.NSIG:
             return num
@@ -31,6 +31,9 @@ def parse(text: str) -> int:
             return int(getattr(_signal, base))
         if name.startswith(base + ("+" if sign > 0 else "-")):
             offset = name[len(base) + 1 :]
-            if offset.isdigit():
-                return int(getattr(_signal, base)) + sign * int(offset)
+            if offset.isascii() and offset.isdigit():
+                num = int(getattr(_signal, base)) + sign * int(offset)
+                if int(_signal.SIGRTMIN) <= num <= int(_signal.SIGRTMAX):
+                    return num
+                raise PyrtError(f"signal {text}", "out of range")
     raise PyrtError(f"signal {text}", "unknown signal name")

@@ -35,12 +35,17 @@ class Channel:
         self.sock.close()
 
     def send(self, msg_type: str, fd: int = -1, **fields: Any) -> None:
+        """Send one message; if the peer has gone, raise the error it left behind."""
         data = jsonio.dumps({"type": msg_type, **fields}, compact=True).encode()
-        if fd >= 0:
-            anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, "little"))]
-            self.sock.sendmsg([data], anc)
-        else:
-            self.sock.send(data)
+        try:
+            if fd >= 0:
+                anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, "little"))]
+                self.sock.sendmsg([data], anc)
+            else:
+                self.sock.send(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.recv(f"sent {msg_type!r}")
+            raise
 
     def recv(self, expect: str) -> dict[str, Any]:
         """Receive one message; raise on an error message, EOF, or an unexpected type."""
