@@ -91,7 +91,7 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
     if "pid" in plan.ns_fds:
         own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         sc.setns(plan.ns_fds["pid"], sc.CLONE_NEWPID)  # our children are born there
-    elif plan.new_flags & sc.CLONE_NEWPID and not plan.new_user:
+    elif plan.new_flags & sc.CLONE_NEWPID and not plan.pid_ns_in_init:
         own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         sc.unshare(sc.CLONE_NEWPID)
     parent_ch, child_ch = Channel.pair()
@@ -109,10 +109,10 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
             parent_ch.recv("userns")
             namespaces.write_id_maps(pid, plan.config.linux)
             parent_ch.send("maps")
-            if plan.new_flags & sc.CLONE_NEWPID:
-                grandchild = parent_ch.recv("pid")["pid"]
-                os.waitpid(pid, 0)
-                pid = grandchild
+        if plan.pid_ns_in_init:
+            grandchild = parent_ch.recv("pid")["pid"]
+            os.waitpid(pid, 0)
+            pid = grandchild
         cgroup.add(pid)  # slow on v1: the init sets up its rootfs meanwhile
         parent_ch.send("go")
         if plan.process.terminal:
@@ -212,7 +212,9 @@ def kill(ctr: Container, sig: int, all_processes: bool = False) -> None:
         if all_processes:
             return
         raise PyrtError(f"container {ctr.id}", "container not running")
-    if all_processes or not st.new_pidns:
+    if all_processes or (not st.new_pidns and sig == _signal.SIGKILL):
+        # as runc: without a pid namespace of its own, killing the init would not take
+        # the rest of the container with it
         for pid in cgroups.from_paths(st.cgroup_paths).pids():
             _quiet(lambda pid=pid: os.kill(pid, sig))
     pidfd = _pidfd(st)

@@ -5,7 +5,7 @@ fork, so the child only acts. The child reports each step over the sync Channel;
 error becomes one message and exit, never a traceback.
 
 Order, as runc's: join namespaces given by path (user first); make a user namespace
-and wait for its id maps; make the other namespaces (a new pid namespace inside a new
+and wait for its id maps; make the other namespaces (a new pid namespace inside a
 user namespace needs one more fork); set up the rootfs and /dev; pivot_root; once the
 parent has put us in our cgroup, make the cgroup namespace; masked and read-only paths;
 rlimits; user and capabilities; no_new_privs; say "ready"; block opening the exec fifo
@@ -59,6 +59,9 @@ class Plan:
         self.new_flags = namespaces.new_flags(linux)
         self.new_user = bool(self.new_flags & sc.CLONE_NEWUSER)
         self.in_userns = linux.namespace("user") is not None
+        # a new pid namespace must belong to the container's user namespace, so with one
+        # the init makes it after entering that user namespace, and forks once more
+        self.pid_ns_in_init = bool(self.new_flags & sc.CLONE_NEWPID) and self.in_userns
         self.ns_fds: dict[str, int] = {}
         self.fifo_fd = -1
         self.in_cgroup = False
@@ -124,15 +127,16 @@ def _namespaces(plan: Plan, ch: Channel) -> None:
         ch.recv("maps")
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-    if plan.new_user and plan.new_flags & sc.CLONE_NEWPID:
-        # the pid namespace must belong to the new user namespace: make it now, and
-        # fork once more so our child is its pid 1; we hand its pid over and leave
+    if plan.pid_ns_in_init:
+        # fork once more so our child is the new pid namespace's pid 1; we hand its pid
+        # over and leave
         sc.unshare(sc.CLONE_NEWPID)
         pid = os.fork()
         if pid:
             ch.send("pid", pid=pid)
             os._exit(0)
-        sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
+        # no parent-death signal here: our parent is about to exit on purpose (if
+        # `pyrt create` fails, it kills us by pid)
     rest = plan.new_flags & ~(sc.CLONE_NEWUSER | sc.CLONE_NEWPID | sc.CLONE_NEWTIME
                               | sc.CLONE_NEWCGROUP)
     if rest:
