@@ -83,8 +83,8 @@ def test_no_pivot(rt, make_bundle):
 
 def test_preserve_fds(rt, make_bundle, tmp_path):
     """fd 3 passed with --preserve-fds 1 is open in the container; fd 4 (not passed) is not."""
-    b = make_bundle(("sh", "-c", "echo through-fd3 >&3; "
-                                 "for fd in 3 4; do [ -e /proc/$$/fd/$fd ] && echo $fd; done; true"))
+    script = "echo through-fd3 >&3; for fd in 3 4; do [ -e /proc/$$/fd/$fd ] && echo $fd; done"
+    b = make_bundle(("sh", "-c", script + "; true"))
     extra = tmp_path / "extra"
     with open(extra, "w") as f3, open(os.devnull) as f4:
         os.dup2(f3.fileno(), 100)
