@@ -5,7 +5,8 @@ PY     := $(VENV)/bin/python
 PYRT   := $(VENV)/bin/pyrt
 RUNC   ?= $(shell command -v runc)
 DEMO   := build/demo-bundle
-APT_PACKAGES := gcc make python3-venv python3-dev libcap-dev libseccomp-dev busybox-static runc
+APT_PACKAGES := gcc make python3-venv python3-dev libcap-dev libseccomp-dev busybox-static \
+                runc crun bash
 
 .PHONY: deps install demo test test-unit test-runtime test-runc lint bench clean
 
@@ -37,6 +38,9 @@ test-runc: install  ## the same runtime tests against runc
 	PYRT_TEST_RUNTIME=$(RUNC) $(PY) -m pytest -q tests/runtime
 
 test: test-unit test-runtime test-runc  ## all of it
+
+bench: install  ## pyrt, runc and crun side by side -> bench/results.md
+	$(PY) bench/bench.py
 
 lint: install
 	$(VENV)/bin/ruff check runtime tests bench
