@@ -247,6 +247,52 @@ def cmd_ps(opts: Options) -> int:
     return 0
 
 
+def cmd_spec(opts: Options) -> int:
+    """A default config.json like `runc spec`, runnable with the demo rootfs."""
+    from pyrt import defaults, jsonio
+
+    path = os.path.join(opts.bundle or ".", "config.json")
+    doc = defaults.config()
+    if opts.rootless:
+        doc = defaults.rootless(doc, os.getuid(), os.getgid())
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    except FileExistsError:
+        raise PyrtError(path, "already exists: remove it first") from None
+    except OSError as e:
+        raise PyrtError(path, e.strerror or str(e)) from None
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(jsonio.dumps_indented(doc, indent=4) + "\n")
+    return 0
+
+
+def cmd_features(opts: Options) -> int:
+    from pyrt import jsonio
+    from pyrt.features import features
+
+    sys.stdout.write(jsonio.dumps_indented(features(), indent=4) + "\n")
+    return 0
+
+
+def cmd_validate(opts: Options) -> int:
+    """Every problem of the bundle's config.json, each with its JSON pointer."""
+    from pyrt import jsonio
+    from pyrt.validate import validate_bundle
+
+    if opts.format not in ("text", "json"):
+        raise PyrtError("validate --format", f"invalid format {opts.format!r}: text or json")
+    problems = validate_bundle(opts.bundle or ".")
+    if opts.format == "json":
+        doc = {"valid": not problems,
+               "problems": [{"pointer": p, "message": m} for p, m in problems]}
+        sys.stdout.write(jsonio.dumps(doc) + "\n")
+    elif problems:
+        sys.stdout.write("".join(f"{p or '/'}: {m}\n" for p, m in problems))
+    else:
+        sys.stdout.write("config.json is valid\n")
+    return 1 if problems else 0
+
+
 _CREATE_FLAGS = [
     Flag("bundle,b", "DIR", "path to the bundle directory (default: the current directory)"),
     Flag("console-socket", "PATH", "unix socket that receives the pty master"),
@@ -282,6 +328,16 @@ COMMANDS = {c.name: c for c in [
     Command("ps", "list the container's processes", "<container-id> [ps options]", (1, 99),
             [Flag("format,f", "FORMAT", "table or json", default="table")], cmd_ps,
             stop_after_args=True),
+    Command("spec", "write a default config.json", "", (0, 0), [
+        Flag("bundle,b", "DIR", "where to write config.json (default: the current directory)"),
+        Flag("rootless", "", "a config an unprivileged user can run"),
+    ], cmd_spec),
+    Command("validate", "check a bundle's config.json and list every problem", "", (0, 0), [
+        Flag("bundle,b", "DIR", "the bundle (default: the current directory)"),
+        Flag("format,f", "FORMAT", "text or json", default="text"),
+    ], cmd_validate),
+    Command("features", "print what this runtime supports (runtime-spec features.md)", "",
+            (0, 0), [], cmd_features),
     Command("list", "list containers", "", (0, 0), [
         Flag("format,f", "FORMAT", "table or json", default="table"),
         Flag("quiet,q", "", "print only the container ids"),
@@ -346,7 +402,8 @@ def dispatch(argv: list[str]) -> int:
         raise PyrtError(command.name, f"needs {want} argument(s): {command.args}, got {len(args)}")
     if gopts.systemd_cgroup:
         raise PyrtError("--systemd-cgroup", "the systemd cgroup driver is not supported yet")
-    opts.update(gopts)
+    for k, v in gopts.items():  # a command's own flag wins (spec --rootless)
+        opts.setdefault(k, v)
     opts["args"] = args
     log.debug(f"{command.name} {' '.join(args)}")
     return command.run(opts)

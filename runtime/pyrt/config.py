@@ -14,12 +14,29 @@ from pyrt.record import field, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Any, TypeVar
 
     T = TypeVar("T")
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+# capability names by number (linux/capability.h)
+CAPABILITIES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+)
+RLIMIT_TYPES = (
+    "RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_LOCKS",
+    "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_NOFILE", "RLIMIT_NPROC",
+    "RLIMIT_RSS", "RLIMIT_RTPRIO", "RLIMIT_RTTIME", "RLIMIT_SIGPENDING", "RLIMIT_STACK",
+)
 
 
 @record
@@ -137,6 +154,7 @@ class Config:
     hooks: dict[str, Any] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     linux: Linux = field(default_factory=Linux)
+    unsupported: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- parsing
@@ -292,8 +310,35 @@ def _linux(v: Any, p: str) -> Linux:
     })
 
 
+# Valid settings pyrt cannot honour yet: `create` refuses them rather than run a container
+# without them (a silently skipped hook or seccomp profile would be a security hole).
+UNSUPPORTED = (
+    ("hooks",), ("linux", "seccomp"), ("linux", "intelRdt"), ("linux", "personality"),
+    ("linux", "netDevices"), ("linux", "memoryPolicy"), ("process", "ioPriority"),
+    ("process", "scheduler"), ("process", "execCPUAffinity"),
+)
+
+
+def _unsupported(doc: dict[str, Any]) -> list[str]:
+    found = []
+    for path in UNSUPPORTED:
+        node: Any = doc
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node:
+            found.append("/" + "/".join(path))
+    return found
+
+
 def parse(doc: Any) -> Config:
     """Typed parse of a config.json document plus the semantic checks; raises ConfigError."""
+    config = parse_types(doc)
+    check(config)
+    return config
+
+
+def parse_types(doc: Any) -> Config:
+    """The typed parse alone: the first field of a wrong type raises ConfigError."""
     config = _obj(doc, "", Config, {
         "ociVersion": _str,
         "root": lambda v, p: _obj(v, p, Root, {
@@ -306,7 +351,7 @@ def parse(doc: Any) -> Config:
         "annotations": _strmap,
         "linux": _linux,
     })
-    check(config)
+    config.unsupported = _unsupported(doc)
     return config
 
 
@@ -330,62 +375,80 @@ def load(bundle: str) -> Config:
 # ---------------------------------------------------------------- semantic checks
 
 def check(config: Config) -> None:
-    """What a schema cannot say, checked as runc checks it; raises the first ConfigError."""
+    """Raise the first semantic problem of a parsed config."""
+    for problem in problems(config):
+        raise problem
+
+
+def problems(config: Config) -> Iterator[ConfigError]:
+    """What a schema cannot say, checked as runc checks it: every problem, in order."""
     major = config.ociVersion.split(".", 1)[0]
     if major != "1":
-        raise ConfigError("/ociVersion", f"unsupported version {config.ociVersion!r}: need 1.x")
+        yield ConfigError("/ociVersion", f"unsupported version {config.ociVersion!r}: need 1.x")
     if not config.root.path:
-        raise ConfigError("/root/path", "must not be empty")
+        yield ConfigError("/root/path", "must not be empty")
     proc = config.process
     if proc is not None:
         if not proc.args:
-            raise ConfigError("/process/args", "must be a non-empty array of strings")
+            yield ConfigError("/process/args", "must be a non-empty array of strings")
         if not proc.cwd.startswith("/"):
-            raise ConfigError("/process/cwd", "must be an absolute path")
+            yield ConfigError("/process/cwd", "must be an absolute path")
+        seen_rlimits: set[str] = set()
         for i, rl in enumerate(proc.rlimits):
+            if rl.type not in RLIMIT_TYPES:
+                yield ConfigError(f"/process/rlimits/{i}/type", f"unknown rlimit {rl.type!r}")
+            elif rl.type in seen_rlimits:
+                yield ConfigError(f"/process/rlimits/{i}/type", f"duplicate rlimit {rl.type!r}")
+            seen_rlimits.add(rl.type)
             if rl.soft > rl.hard:
-                raise ConfigError(f"/process/rlimits/{i}", "soft limit exceeds hard limit")
+                yield ConfigError(f"/process/rlimits/{i}", "soft limit exceeds hard limit")
+        caps = proc.capabilities
+        for name in ("bounding", "effective", "inheritable", "permitted", "ambient"):
+            for i, cap in enumerate(getattr(caps, name) if caps else ()):
+                if cap.upper() not in CAPABILITIES:
+                    yield ConfigError(f"/process/capabilities/{name}/{i}",
+                                      f"unknown capability {cap!r}")
     linux = config.linux
     seen: set[str] = set()
     for i, ns in enumerate(linux.namespaces):
         ptr = f"/linux/namespaces/{i}/type"
         if ns.type not in NAMESPACE_TYPES:
-            raise ConfigError(ptr, f"unknown namespace type {ns.type!r}")
+            yield ConfigError(ptr, f"unknown namespace type {ns.type!r}")
         if ns.type in seen:
-            raise ConfigError(ptr, f"duplicate namespace type {ns.type!r}")
+            yield ConfigError(ptr, f"duplicate namespace type {ns.type!r}")
         seen.add(ns.type)
         if ns.path and not ns.path.startswith("/"):
-            raise ConfigError(f"/linux/namespaces/{i}/path", "must be an absolute path")
+            yield ConfigError(f"/linux/namespaces/{i}/path", "must be an absolute path")
     user = linux.namespace("user")
     if user is not None and not user.path and not (linux.uidMappings and linux.gidMappings):
-        raise ConfigError("/linux/uidMappings", "a new user namespace needs uid and gid mappings")
+        yield ConfigError("/linux/uidMappings", "a new user namespace needs uid and gid mappings")
     if (linux.uidMappings or linux.gidMappings) and user is None:
-        raise ConfigError("/linux/uidMappings", "mappings need a user namespace")
+        yield ConfigError("/linux/uidMappings", "mappings need a user namespace")
     uts = linux.namespace("uts")
     if config.hostname and (uts is None or uts.path):
-        raise ConfigError("/hostname", "setting the hostname needs a new uts namespace")
+        yield ConfigError("/hostname", "setting the hostname needs a new uts namespace")
     if config.domainname and (uts is None or uts.path):
-        raise ConfigError("/domainname", "setting the domainname needs a new uts namespace")
+        yield ConfigError("/domainname", "setting the domainname needs a new uts namespace")
     if linux.timeOffsets:
         time_ns = linux.namespace("time")
         if time_ns is None or time_ns.path:
-            raise ConfigError("/linux/timeOffsets", "time offsets need a new time namespace")
+            yield ConfigError("/linux/timeOffsets", "time offsets need a new time namespace")
         for clock in linux.timeOffsets:
             if clock not in ("monotonic", "boottime"):
-                raise ConfigError(f"/linux/timeOffsets/{key(clock)}", "unknown clock")
+                yield ConfigError(f"/linux/timeOffsets/{key(clock)}", "unknown clock")
     if linux.rootfsPropagation not in ("", "shared", "slave", "private", "unbindable",
                                        "rshared", "rslave", "rprivate", "runbindable"):
-        raise ConfigError("/linux/rootfsPropagation",
+        yield ConfigError("/linux/rootfsPropagation",
                           f"unknown propagation {linux.rootfsPropagation!r}")
     for i, dev in enumerate(linux.devices):
         if dev.type not in ("c", "b", "u", "p"):
-            raise ConfigError(f"/linux/devices/{i}/type", f"unknown device type {dev.type!r}")
+            yield ConfigError(f"/linux/devices/{i}/type", f"unknown device type {dev.type!r}")
         if not dev.path.startswith("/"):
-            raise ConfigError(f"/linux/devices/{i}/path", "must be an absolute path")
+            yield ConfigError(f"/linux/devices/{i}/path", "must be an absolute path")
     for i, m in enumerate(config.mounts):
         if not m.destination:
-            raise ConfigError(f"/mounts/{i}/destination", "must not be empty")
-    _check_sysctl(config)
+            yield ConfigError(f"/mounts/{i}/destination", "must not be empty")
+    yield from _sysctl_problems(config)
 
 
 _NET_SYSCTL = ("net.",)
@@ -393,19 +456,19 @@ _IPC_SYSCTL = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
                "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
 
 
-def _check_sysctl(config: Config) -> None:
+def _sysctl_problems(config: Config) -> Iterator[ConfigError]:
     """As runc: a sysctl is allowed only where its namespace is the container's own."""
     ns = config.linux.namespace
     for name in config.linux.sysctl:
         ptr = f"/linux/sysctl/{key(name)}"
         if name.startswith("fs.mqueue.") or name in _IPC_SYSCTL:
             if ns("ipc") is None:
-                raise ConfigError(ptr, "needs an ipc namespace")
+                yield ConfigError(ptr, "needs an ipc namespace")
         elif name.startswith(_NET_SYSCTL):
             if ns("network") is None:
-                raise ConfigError(ptr, "needs a network namespace")
+                yield ConfigError(ptr, "needs a network namespace")
         elif name in ("kernel.hostname", "kernel.domainname"):
             if ns("uts") is None:
-                raise ConfigError(ptr, "needs a uts namespace")
+                yield ConfigError(ptr, "needs a uts namespace")
         else:
-            raise ConfigError(ptr, "is not namespaced: it would change the host")
+            yield ConfigError(ptr, "is not namespaced: it would change the host")

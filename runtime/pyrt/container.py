@@ -41,12 +41,14 @@ def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
     config = config_mod.load(bundle)
     plan = Plan(config, bundle, console_socket=console_socket, no_pivot=no_pivot,
                 no_new_keyring=no_new_keyring, preserve_fds=preserve_fds, detach=detach)
+    cgroup = cgroups.open_cgroup(config.linux.cgroupsPath, container_id)
+    cgroup.check(config.linux.resources)
     plan.open_namespaces()
     ctr = Container.create(root, container_id)
-    cgroup = None
+    created_cgroup = False
     pid = 0
     try:
-        cgroup = cgroups.open_cgroup(config.linux.cgroupsPath, container_id)
+        created_cgroup = True
         cgroup.create()
         cgroup.apply(config.linux.resources)
         os.mkfifo(ctr.fifo_path, 0o622)
@@ -68,7 +70,7 @@ def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
     except BaseException:
         if pid:
             _kill_and_wait(pid)
-        if cgroup is not None:
+        if created_cgroup:
             _quiet(cgroup.destroy)
         _quiet(ctr.remove)
         ctr.close()
@@ -164,15 +166,17 @@ def start(ctr: Container) -> None:
                STOPPED: "cannot start a container that has stopped",
                PAUSED: "cannot start a container in the paused state"}[status]
         raise PyrtError(f"container {ctr.id}", why)
+    # The pidfd first: opening the fifo releases the init, which may exec and exit at once.
+    pidfd = _pidfd(st)
+    if pidfd < 0:
+        raise PyrtError(f"container {ctr.id}", "cannot start a container that has stopped")
     try:
         fifo = os.open(ctr.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
+        os.close(pidfd)
         raise PyrtError(f"container {ctr.id}", "cannot start an already running container") \
             from None
-    pidfd = _pidfd(st)
     try:
-        if pidfd < 0:
-            raise PyrtError(f"container {ctr.id}", "cannot start a container that has stopped")
         poller = select.poll()
         poller.register(fifo, select.POLLIN)
         poller.register(pidfd, select.POLLIN)
@@ -187,8 +191,7 @@ def start(ctr: Container) -> None:
                 raise PyrtError(f"container {ctr.id}", "init exited before it could start")
     finally:
         os.close(fifo)
-        if pidfd >= 0:
-            os.close(pidfd)
+        os.close(pidfd)
     os.unlink(ctr.fifo_path)
 
 

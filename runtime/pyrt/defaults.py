@@ -62,3 +62,27 @@ def config(args: list[str] | None = None, terminal: bool = True, hostname: str =
     if cgroups_path:
         doc["linux"]["cgroupsPath"] = cgroups_path
     return doc
+
+
+def rootless(doc: dict[str, Any], uid: int, gid: int) -> dict[str, Any]:
+    """Turn the default config into one an unprivileged user can run (as `runc spec
+    --rootless`): a user namespace mapping only the caller, no network namespace (so
+    /sys is bound from the host), no devpts gid option, and no cgroup settings."""
+    linux = doc["linux"]
+    linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "network"]
+    linux["namespaces"].append({"type": "user"})
+    linux["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
+    linux["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
+    linux.pop("resources", None)
+    mounts = []
+    for m in doc["mounts"]:
+        if m["destination"] == "/sys":
+            m = {"destination": "/sys", "type": "none", "source": "/sys",
+                 "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+        elif m["type"] == "devpts":
+            m = dict(m, options=[o for o in m["options"] if not o.startswith("gid=")])
+        elif m["type"] == "cgroup":
+            continue
+        mounts.append(m)
+    doc["mounts"] = mounts
+    return doc

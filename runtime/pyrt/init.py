@@ -37,6 +37,8 @@ class Plan:
                  preserve_fds: int = 0, detach: bool = True) -> None:
         if config.process is None:
             raise ConfigError("/process", "is required to create a container")
+        if config.unsupported:
+            raise ConfigError(config.unsupported[0], "not supported by pyrt yet")
         self.config = config
         self.process = config.process
         self.bundle = bundle

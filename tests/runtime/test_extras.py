@@ -81,7 +81,7 @@ def test_exec_unknown_container(rt):
     assert "does not exist" in res.stderr, describe(res)
 
 
-@pytest.mark.pending("issue #3 (features)")
+@pytest.mark.pending("issue #4 (hooks, which features lists)")
 def test_features(rt):
     res = assert_ok(rt("features", global_args=[]))
     f = json.loads(res.stdout)

@@ -64,6 +64,10 @@ class Cgroup:
         """Make the directories; refuse a cgroup that already holds processes."""
         raise NotImplementedError
 
+    def check(self, resources: dict[str, Any]) -> None:
+        """Raise the ConfigError apply() would, as far as it is known before create()."""
+        raise NotImplementedError
+
     def apply(self, resources: dict[str, Any]) -> None:
         """Write linux.resources; any resource the driver cannot honour is an error."""
         raise NotImplementedError

@@ -97,6 +97,16 @@ class CgroupV1(Cgroup):
 
     # ------------------------------------------------------------ resources
 
+    _dry_run = False
+
+    def check(self, resources: dict[str, Any]) -> None:
+        """Everything apply() would refuse that can be known before the cgroup exists."""
+        self._dry_run = True
+        try:
+            self.apply(resources)
+        finally:
+            self._dry_run = False
+
     def apply(self, resources: dict[str, Any]) -> None:
         for key, value in resources.items():
             handler = getattr(self, f"_apply_{key}", None)
@@ -109,6 +119,8 @@ class CgroupV1(Cgroup):
         path = self._dir(controller)
         if path is None:
             raise ConfigError(ptr, f"the host has no {controller} cgroup controller")
+        if self._dry_run:
+            return
         if not os.path.exists(f"{path}/{name}"):
             raise ConfigError(ptr, f"the host's {controller} controller lacks {name}")
         write(f"{path}/{name}", str(value))
@@ -148,8 +160,10 @@ class CgroupV1(Cgroup):
         path = self._dir("devices")
         if path is None:
             raise ConfigError(ptr, "the host has no devices cgroup controller")
-        for i, rule in enumerate(rules):
-            allow, text = _device_rule(rule, f"{ptr}/{i}")
+        parsed = [_device_rule(rule, f"{ptr}/{i}") for i, rule in enumerate(rules)]
+        if self._dry_run:
+            return
+        for allow, text in parsed:
             write(f"{path}/{'devices.allow' if allow else 'devices.deny'}", text)
         for text in DEFAULT_DEVICE_RULES:
             write(f"{path}/devices.allow", text)

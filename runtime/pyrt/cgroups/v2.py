@@ -51,6 +51,11 @@ class CgroupV2(Cgroup):
                 pass
         rmdir(self.path)
 
+    def check(self, resources: dict[str, Any]) -> None:
+        for key, value in resources.items():
+            if value and not (key == "pids" or (key == "memory" and set(value) <= {"limit"})):
+                raise ConfigError(f"/linux/resources/{key}", "not supported by pyrt yet on v2")
+
     def apply(self, resources: dict[str, Any]) -> None:
         for key, value in resources.items():
             if key == "pids" and value and value.get("limit") is not None:

@@ -1,0 +1,51 @@
+"""`pyrt features`: runtime-spec features.md, listing only what pyrt really does here."""
+
+from __future__ import annotations
+
+import os
+
+from pyrt import OCI_VERSION, __version__
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def features() -> dict[str, Any]:
+    from pyrt import cgroups
+    from pyrt.config import NAMESPACE_TYPES
+    from pyrt.linux import caps, mounts
+
+    mode = cgroups.host_mode()
+    return {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": OCI_VERSION,
+        "hooks": [],  # not run yet: a config with hooks is refused
+        "mountOptions": sorted([*mounts.FLAG_OPTIONS, *mounts.PROPAGATION]),
+        "linux": {
+            "namespaces": [ns for ns in NAMESPACE_TYPES if _kernel_has(ns)],
+            "capabilities": list(caps.NAMES[: caps.last_cap() + 1]),
+            "cgroup": {
+                "v1": mode in (cgroups.LEGACY, cgroups.HYBRID),
+                "v2": mode == cgroups.UNIFIED,
+                "systemd": False,
+                "systemdUser": False,
+                "rdma": False,
+            },
+            "seccomp": {"enabled": False},
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+            "intelRdt": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": False}},
+            "netDevices": {"enabled": False},
+        },
+        "annotations": {"org.pyrt.version": __version__},
+    }
+
+
+_PROC_NS = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
+            "user": "user", "cgroup": "cgroup", "time": "time"}
+
+
+def _kernel_has(ns_type: str) -> bool:
+    return os.path.exists(f"/proc/self/ns/{_PROC_NS[ns_type]}")
