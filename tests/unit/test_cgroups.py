@@ -350,3 +350,14 @@ def test_v2_unsupported(tree: FakeTree, v2_dir: str, key: str, value: Any) -> No
     with pytest.raises(ConfigError) as info:
         v2.CgroupV2(v2_dir).apply({key: value})
     assert info.value.what == f"/linux/resources/{key}"
+
+
+def test_check_refuses_before_anything_is_written(tree: FakeTree) -> None:
+    """check() (run before the container exists) refuses what apply() would, writing nothing."""
+    with pytest.raises(ConfigError) as info:
+        driver(tree).check({"pids": {"limit": 1}, "blockIO": {"weight": 10}})
+    assert info.value.what == "/linux/resources/blockIO"
+    with pytest.raises(ConfigError, match="cgroup v2") as info:
+        driver(tree).check({"unified": {"memory.high": "1"}})
+    driver(tree).check({"memory": {"limit": 5}, "devices": [{"allow": False}]})
+    assert tree.writes == []

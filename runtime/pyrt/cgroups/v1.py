@@ -110,6 +110,8 @@ class CgroupV1(Cgroup):
     def apply(self, resources: dict[str, Any]) -> None:
         for key, value in resources.items():
             handler = getattr(self, f"_apply_{key}", None)
+            if key == "unified" and value:
+                raise ConfigError("/linux/resources/unified", "needs a cgroup v2 host")
             if handler is None:
                 raise ConfigError(f"/linux/resources/{key}", "not supported by pyrt yet")
             if value is not None:
