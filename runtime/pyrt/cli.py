@@ -111,6 +111,8 @@ def _int_flag(opts: Options, key: str, flag: str) -> int:
 
 
 def _create_opts(opts: Options) -> dict[str, Any]:
+    if opts.pidfd_socket:
+        raise PyrtError("--pidfd-socket", "not supported by pyrt yet")
     return {
         "pid_file": opts.pid_file, "console_socket": opts.console_socket,
         "no_pivot": opts.no_pivot, "no_new_keyring": opts.no_new_keyring,

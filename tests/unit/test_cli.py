@@ -374,3 +374,12 @@ def test_debug_log(capfd: pytest.CaptureFixture[str], root: str, tmp_path: Path)
     entries = [json.loads(line) for line in logfile.read_text().splitlines()]
     assert [e["level"] for e in entries] == ["debug"]
     assert entries[0]["msg"].startswith("list")
+
+
+def test_pidfd_socket_is_refused_not_ignored(tmp_path: Path,
+                                             capfd: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["--root", str(tmp_path), "create", "--pidfd-socket", "/x", "--bundle",
+                     str(tmp_path), "c1"])
+    assert code == 1
+    assert "--pidfd-socket: not supported" in capfd.readouterr().err
+    assert not (tmp_path / "c1").exists()
