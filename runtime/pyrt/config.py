@@ -355,20 +355,25 @@ def parse_types(doc: Any) -> Config:
     return config
 
 
-def load(bundle: str) -> Config:
-    """Read and parse `<bundle>/config.json`."""
+def read_text(bundle: str) -> str:
+    """The text of `<bundle>/config.json`; PyrtError when it cannot be read as UTF-8."""
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read()
+            return f.read()
     except OSError as e:
         raise PyrtError(f"bundle {bundle}", f"cannot read config.json: {e.strerror}") from None
     except UnicodeDecodeError:
         raise PyrtError(path, "not UTF-8 text") from None
+
+
+def load(bundle: str) -> Config:
+    """Read and parse `<bundle>/config.json`."""
+    text = read_text(bundle)
     try:
         doc = jsonio.loads(text)
     except jsonio.JSONError as e:
-        raise PyrtError(path, str(e)) from None
+        raise PyrtError(os.path.join(bundle, "config.json"), str(e)) from None
     return parse(doc)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from pyrt import jsonio
-from pyrt.errors import ConfigError, PyrtError
+from pyrt.errors import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,14 +48,7 @@ def validate_bundle(bundle: str) -> list[tuple[str, str]]:
     """Every problem of `<bundle>/config.json`: unreadable, schema, then semantic."""
     from pyrt import config
 
-    path = os.path.join(bundle, "config.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise PyrtError(f"bundle {bundle}", f"cannot read config.json: {e.strerror}") from None
-    except UnicodeDecodeError:
-        return [("", "config.json is not UTF-8 text")]
+    text = config.read_text(bundle)
     try:
         doc = jsonio.loads(text)
     except jsonio.JSONError as e:
