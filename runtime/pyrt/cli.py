@@ -295,6 +295,79 @@ def cmd_validate(opts: Options) -> int:
     return 1 if problems else 0
 
 
+def cmd_exec(opts: Options) -> int:
+    """runc exec: errors exit 255 (as runc), else the process's own exit code."""
+    from pyrt import container
+
+    try:
+        if opts.process and len(opts.args) > 1:
+            raise PyrtError("exec", "give either --process or a command, not both")
+        if not opts.process and len(opts.args) < 2:
+            raise PyrtError("exec", "needs a command to run (or --process FILE)")
+        for flag in ("apparmor", "process_label"):
+            if opts[flag]:
+                raise PyrtError(f"--{flag.replace('_', '-')}", "not supported by pyrt yet")
+        return container.exec_process(
+            _root(opts), opts.args[0], lambda bundle: _exec_process_spec(opts, bundle),
+            detach=opts.detach, pid_file=opts.pid_file, console_socket=opts.console_socket,
+            preserve_fds=_int_flag(opts, "preserve_fds", "--preserve-fds"),
+            ignore_paused=opts.ignore_paused)
+    except PyrtError as e:
+        log.error(str(e))
+        return 255
+
+
+def _exec_process_spec(opts: Options, bundle: str) -> Any:
+    """The process to exec: --process FILE as is, or the container's own process with
+    the command line's changes, as runc builds it."""
+    from pyrt import config, jsonio
+
+    if opts.process:
+        try:
+            with open(opts.process, encoding="utf-8") as f:
+                doc = jsonio.loads(f.read())
+        except (OSError, ValueError) as e:
+            raise PyrtError(f"--process {opts.process}", str(e)) from None
+        proc = config.parse_process(doc)
+    else:
+        base = config.load(bundle).process
+        if base is None:
+            raise PyrtError(f"bundle {bundle}", "config.json has no process to start from")
+        proc = base
+        proc.args = opts.args[1:]
+        proc.terminal = opts.tty
+        env = dict(item.partition("=")[::2] for item in proc.env)
+        for item in opts.env:
+            key, _, value = item.partition("=")
+            env[key] = value
+        proc.env = [f"{k}={v}" for k, v in env.items()]
+        if opts.cwd:
+            proc.cwd = opts.cwd
+        if opts.user:
+            uid, _, gid = opts.user.partition(":")
+            try:
+                proc.user.uid = int(uid)
+                proc.user.gid = int(gid) if gid else 0
+            except ValueError:
+                raise PyrtError(f"--user {opts.user}", "must be UID[:GID]") from None
+            proc.user.additionalGids = []
+        for gid_text in opts.additional_gids:
+            try:
+                proc.user.additionalGids.append(int(gid_text))
+            except ValueError:
+                raise PyrtError(f"--additional-gids {gid_text}", "not a number") from None
+        if opts.no_new_privs:
+            proc.noNewPrivileges = True
+        if opts.cap:
+            caps = proc.capabilities or config.Capabilities()
+            for name in ("bounding", "effective", "inheritable", "permitted", "ambient"):
+                getattr(caps, name).extend(c for c in opts.cap if c not in getattr(caps, name))
+            proc.capabilities = caps
+    for problem in config.process_problems(proc, "" if opts.process else "/process"):
+        raise problem
+    return proc
+
+
 _CREATE_FLAGS = [
     Flag("bundle,b", "DIR", "path to the bundle directory (default: the current directory)"),
     Flag("console-socket", "PATH", "unix socket that receives the pty master"),
@@ -324,6 +397,25 @@ COMMANDS = {c.name: c for c in [
             cmd_kill, stop_after_args=True),
     Command("delete", "delete a container and everything it holds", "<container-id>", (1, 1),
             [Flag("force,f", "", "kill the container first if it is running")], cmd_delete),
+    Command("exec", "run a new process in a running container",
+            "<container-id> [command [args...]]", (1, 9999), [
+                Flag("process,p", "FILE", "the process as runtime-spec JSON"),
+                Flag("tty,t", "", "allocate a pseudo-TTY"),
+                Flag("console-socket", "PATH", "unix socket that receives the pty master"),
+                Flag("detach,d", "", "do not wait for the process"),
+                Flag("pid-file", "FILE", "file to write the process's pid to"),
+                Flag("cwd", "DIR", "working directory in the container"),
+                Flag("env,e", "K=V", "set an environment variable (repeatable)", default=[]),
+                Flag("user,u", "UID[:GID]", "user to run as"),
+                Flag("additional-gids,g", "GID", "an extra group (repeatable)", default=[]),
+                Flag("cap,c", "CAP", "add a capability (repeatable)", default=[]),
+                Flag("no-new-privs", "", "set no_new_privs"),
+                Flag("preserve-fds", "N", "pass N extra fds (from 3)", default="0"),
+                Flag("process-label", "LABEL", "SELinux label", hidden=True),
+                Flag("apparmor", "PROFILE", "AppArmor profile", hidden=True),
+                Flag("ignore-paused", "", "exec even into a paused container"),
+                Flag("pidfd-socket", "PATH", "not supported", hidden=True),
+            ], cmd_exec, stop_after_args=True),
     Command("pause", "freeze every process of the container", "<container-id>", (1, 1), [],
             cmd_pause),
     Command("resume", "thaw a paused container", "<container-id>", (1, 1), [], cmd_resume),

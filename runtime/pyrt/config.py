@@ -286,6 +286,11 @@ def _process(v: Any, p: str) -> Process:
     })
 
 
+def parse_process(doc: Any) -> Process:
+    """A runtime-spec process object alone (`exec --process`), type-checked."""
+    return _process(doc, "")
+
+
 def _linux(v: Any, p: str) -> Linux:
     return _obj(v, p, Linux, {
         "namespaces": lambda v, p: _list(v, p, lambda v, p: _obj(
@@ -392,27 +397,8 @@ def problems(config: Config) -> Iterator[ConfigError]:
         yield ConfigError("/ociVersion", f"unsupported version {config.ociVersion!r}: need 1.x")
     if not config.root.path:
         yield ConfigError("/root/path", "must not be empty")
-    proc = config.process
-    if proc is not None:
-        if not proc.args:
-            yield ConfigError("/process/args", "must be a non-empty array of strings")
-        if not proc.cwd.startswith("/"):
-            yield ConfigError("/process/cwd", "must be an absolute path")
-        seen_rlimits: set[str] = set()
-        for i, rl in enumerate(proc.rlimits):
-            if rl.type not in RLIMIT_TYPES:
-                yield ConfigError(f"/process/rlimits/{i}/type", f"unknown rlimit {rl.type!r}")
-            elif rl.type in seen_rlimits:
-                yield ConfigError(f"/process/rlimits/{i}/type", f"duplicate rlimit {rl.type!r}")
-            seen_rlimits.add(rl.type)
-            if rl.soft > rl.hard:
-                yield ConfigError(f"/process/rlimits/{i}", "soft limit exceeds hard limit")
-        caps = proc.capabilities
-        for name in ("bounding", "effective", "inheritable", "permitted", "ambient"):
-            for i, cap in enumerate(getattr(caps, name) if caps else ()):
-                if cap.upper() not in CAPABILITIES:
-                    yield ConfigError(f"/process/capabilities/{name}/{i}",
-                                      f"unknown capability {cap!r}")
+    if config.process is not None:
+        yield from process_problems(config.process)
     linux = config.linux
     seen: set[str] = set()
     for i, ns in enumerate(linux.namespaces):
@@ -454,6 +440,28 @@ def problems(config: Config) -> Iterator[ConfigError]:
         if not m.destination:
             yield ConfigError(f"/mounts/{i}/destination", "must not be empty")
     yield from _sysctl_problems(config)
+
+
+def process_problems(proc: Process, at: str = "/process") -> Iterator[ConfigError]:
+    """The checks of one process object; pointers start with `at`."""
+    if not proc.args:
+        yield ConfigError(f"{at}/args", "must be a non-empty array of strings")
+    if not proc.cwd.startswith("/"):
+        yield ConfigError(f"{at}/cwd", "must be an absolute path")
+    seen_rlimits: set[str] = set()
+    for i, rl in enumerate(proc.rlimits):
+        if rl.type not in RLIMIT_TYPES:
+            yield ConfigError(f"{at}/rlimits/{i}/type", f"unknown rlimit {rl.type!r}")
+        elif rl.type in seen_rlimits:
+            yield ConfigError(f"{at}/rlimits/{i}/type", f"duplicate rlimit {rl.type!r}")
+        seen_rlimits.add(rl.type)
+        if rl.soft > rl.hard:
+            yield ConfigError(f"{at}/rlimits/{i}", "soft limit exceeds hard limit")
+    caps = proc.capabilities
+    for name in ("bounding", "effective", "inheritable", "permitted", "ambient"):
+        for i, cap in enumerate(getattr(caps, name) if caps else ()):
+            if cap.upper() not in CAPABILITIES:
+                yield ConfigError(f"{at}/capabilities/{name}/{i}", f"unknown capability {cap!r}")
 
 
 _NET_SYSCTL = ("net.",)

@@ -321,6 +321,100 @@ def pids(ctr: Container) -> list[int]:
     return cgroups.from_paths(st.cgroup_paths).pids()
 
 
+# ---------------------------------------------------------------- exec
+
+_NS_FILES = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid": "pid",
+             "mount": "mnt", "cgroup": "cgroup", "time": "time"}
+
+
+def exec_process(root: str, container_id: str, make_process: Any, *, detach: bool = False,
+                 pid_file: str = "", console_socket: str = "", preserve_fds: int = 0,
+                 ignore_paused: bool = False) -> int:
+    """Run one more process in a running container (runc exec).
+
+    `make_process(bundle)` returns the config.Process to run. Not detached: wait for it
+    and return its exit code (128+signal when killed); detached: return 0 once it runs.
+    """
+    from pyrt import exec_init
+    from pyrt.linux import syscalls as sc
+    from pyrt.linux import terminal
+    from pyrt.linux.sync import Channel
+
+    pid_file = os.path.abspath(pid_file) if pid_file else ""
+    with Container.open(root, container_id, shared=True) as ctr:
+        st = ctr.require_state()
+        status = ctr.status()
+        if status in (STOPPED, CREATED) or (status == PAUSED and not ignore_paused):
+            hint = " (see --ignore-paused)" if status == PAUSED else ""
+            raise PyrtError(f"container {container_id}",
+                            f"cannot exec in a {status} container{hint}")
+        proc = make_process(st.bundle)
+        terminal.check(proc.terminal, console_socket, detach)
+        ns_fds = _init_namespaces(st.pid)
+        cgroup = cgroups.from_paths(st.cgroup_paths)
+        if state.process_start_time(st.pid) != st.start_time:
+            raise PyrtError(f"container {container_id}", "cannot exec in a stopped container")
+    try:
+        plan = exec_init.ExecPlan(proc, ns_fds, preserve_fds)
+        if not detach:
+            sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # the process is our grandchild
+        parent_ch, child_ch = Channel.pair()
+        first = os.fork()
+        if first == 0:
+            parent_ch.close()
+            exec_init.child(plan, child_ch)
+    finally:
+        for fd in ns_fds.values():
+            os.close(fd)
+    child_ch.close()
+    pid = 0
+    master = None
+    try:
+        pid = parent_ch.recv("pid")["pid"]
+        os.waitpid(first, 0)
+        cgroup.add(pid)
+        parent_ch.send("go")
+        if proc.terminal:
+            msg = parent_ch.recv("console")
+            if console_socket:
+                try:
+                    terminal.send_to_socket(console_socket, msg["fd"], msg["name"])
+                finally:
+                    os.close(msg["fd"])
+            else:
+                master = msg["fd"]
+        parent_ch.recv("ready")
+        if pid_file:
+            _write_pid_file(pid_file, pid)
+    except BaseException:
+        _quiet(lambda: os.waitpid(first, os.WNOHANG))
+        if pid:
+            _kill_and_wait(pid)
+        if master is not None:
+            os.close(master)
+        raise
+    finally:
+        parent_ch.close()
+    if detach:
+        return 0
+    return _wait_foreground(pid, master)
+
+
+def _init_namespaces(init_pid: int) -> dict[str, int]:
+    """fds of the init's namespaces that differ from ours (joining our own user
+    namespace again would fail)."""
+    fds: dict[str, int] = {}
+    for ns_type, name in _NS_FILES.items():
+        path = f"/proc/{init_pid}/ns/{name}"
+        try:
+            if os.readlink(path) == os.readlink(f"/proc/self/ns/{name}"):
+                continue
+            fds[ns_type] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue  # a namespace type this kernel lacks
+    return fds
+
+
 # ---------------------------------------------------------------- run
 
 def run(root: str, container_id: str, bundle: str, *, detach: bool = False, keep: bool = False,

@@ -205,29 +205,7 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
         mounts.readonly_path(path)
     if config.root.readonly:
         mounts.readonly_root()
-    try:
-        os.chdir(proc.cwd)
-    except OSError as e:
-        raise oserror(f"process cwd {proc.cwd}", e) from None
-    process.set_rlimits(plan.rlimits)
-    if proc.oomScoreAdj is not None:
-        with open("/proc/self/oom_score_adj", "w", encoding="ascii") as f:
-            f.write(str(proc.oomScoreAdj))
-
-    plan.caps.drop_bounding()
-    sc.prctl(sc.PR_SET_KEEPCAPS, 1)
-    process.set_user(proc.user, setgroups=True)
-    sc.prctl(sc.PR_SET_KEEPCAPS, 0)
-    plan.caps.apply()
-    os.umask(0o022 if proc.user.umask is None else proc.user.umask)
-    if proc.noNewPrivileges:
-        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
-    env = process.environment(proc)
-    executable = process.find_executable(proc.args[0], env)
-    try:
-        os.chdir(proc.cwd)  # again as the user, who may not reach it
-    except OSError as e:
-        raise oserror(f"process cwd {proc.cwd}", e) from None
+    executable, env = process.become(proc, plan.caps, plan.rlimits)
 
     sc.prctl(sc.PR_SET_PDEATHSIG, 0)  # from here on we outlive `pyrt create`
     ch.send("ready")
@@ -238,14 +216,7 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
     os.close(proc_self)
     os.close(plan.fifo_fd)
     ch.close()
-    for fd in range(3, 3 + plan.preserve_fds):
-        os.set_inheritable(fd, True)
-    os.closerange(3 + plan.preserve_fds, 1 << 20)
-    try:
-        os.execve(executable, proc.args, env)
-    except OSError as e:
-        os.write(2, f"pyrt: exec {proc.args[0]}: {e.strerror}\n".encode())
-    os._exit(127)
+    process.execve(executable, proc.args, env, plan.preserve_fds)
 
 
 def _mount_console(slave: str) -> None:

@@ -12,8 +12,11 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -176,3 +179,16 @@ def run_sh(rt: h.Runtime, make_bundle: Callable[..., h.Bundle]):
         return rt.run(b, timeout=timeout)
 
     return runner
+
+
+@pytest.fixture
+def console_socket():
+    d = tempfile.mkdtemp(prefix="pyrt-cs-", dir="/tmp")  # short path: sun_path <= 108
+    path = os.path.join(d, "console.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(4)
+    srv.settimeout(15)
+    yield srv, path
+    srv.close()
+    shutil.rmtree(d, ignore_errors=True)

@@ -6,11 +6,14 @@ of tests/unit under pytest's default (prepend) import mode.
 
 from __future__ import annotations
 
+import array
 import json
 import os
 import re
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -727,3 +730,47 @@ class Tracker:
     """Bundles made during one test (for teardown checks)."""
 
     bundles: list[Bundle] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- ptys
+
+
+def recv_master(srv: socket.socket) -> tuple[bytes, int]:
+    """Accept (after create returned, like the containerd shim) and take one fd."""
+    conn, _ = srv.accept()
+    conn.settimeout(10)
+    with conn:
+        fds = array.array("i")
+        msg, ancdata, flags, _ = conn.recvmsg(4096, socket.CMSG_SPACE(16 * fds.itemsize))
+        assert not flags & socket.MSG_CTRUNC, "control data truncated"
+        rights = [(lvl, typ, data) for lvl, typ, data in ancdata
+                  if lvl == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS]
+        assert len(ancdata) == 1 and len(rights) == 1, f"want one SCM_RIGHTS message: {ancdata}"
+        fds.frombytes(rights[0][2][: len(rights[0][2]) - len(rights[0][2]) % fds.itemsize])
+        assert len(fds) == 1, f"want exactly one fd, got {list(fds)}"
+        assert msg, "the name payload must be non-empty on a SOCK_STREAM socket"
+        assert len(msg) < 4096
+        # Nothing else follows: the runtime closes its end.
+        rest = conn.recv(4096)
+        assert rest == b"", f"unexpected extra data on the console socket: {rest!r}"
+        return msg, fds[0]
+
+
+def read_until(fd: int, needle: bytes, timeout: float = 10) -> bytes:
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while needle not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"did not see {needle!r} on the pty; got {buf!r}")
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: slave side closed
+                break
+            if not chunk:
+                break
+            buf += chunk
+    assert needle in buf, f"did not see {needle!r} on the pty; got {buf!r}"
+    return buf

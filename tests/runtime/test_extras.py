@@ -35,7 +35,6 @@ def test_delete_force_paused(rt, bundle):
     h.assert_no_leftovers(bundle.id, rt.root, bundle.cgroup_path, bundle.path, [pid])
 
 
-@pytest.mark.pending("issue #4 (exec)")
 def test_exec_output_and_exit_code(rt, bundle):
     rt.create_started(bundle)
     res = rt("exec", bundle.id, "sh", "-c", "echo in-exec $$; hostname; exit 4")
@@ -45,7 +44,6 @@ def test_exec_output_and_exit_code(rt, bundle):
     assert words[2] == h.DEFAULT_HOSTNAME, describe(res)
 
 
-@pytest.mark.pending("issue #4 (exec)")
 def test_exec_process_json_detached_pid_file(rt, bundle, tmp_path):
     """The containerd shim's form: exec --process F --detach --pid-file P ID."""
     init = rt.create_started(bundle)["pid"]
@@ -74,7 +72,6 @@ def test_exec_in_stopped_container_fails(rt, make_bundle):
     assert res.returncode != 0 and res.stderr.strip(), describe(res)
 
 
-@pytest.mark.pending("issue #4 (exec)")
 def test_exec_unknown_container(rt):
     res = rt("exec", "no-such-container", "true")
     assert res.returncode != 0, describe(res)

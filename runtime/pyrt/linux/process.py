@@ -6,11 +6,15 @@ import os
 import resource
 import stat
 
-from pyrt.errors import ConfigError, PyrtError
+from pyrt.errors import ConfigError, PyrtError, oserror
+from pyrt.linux import syscalls as sc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import NoReturn
+
     from pyrt.config import Process, User
+    from pyrt.linux.caps import CapPlan
 
 RLIMITS = {
     name: getattr(resource, name)
@@ -96,3 +100,45 @@ def find_executable(name: str, env: dict[str, str]) -> str:
     if "/" in name:
         raise PyrtError(f"exec {name!r}", "no such file or directory")
     raise PyrtError(f"exec {name!r}", "executable file not found in $PATH")
+
+
+def become(proc: Process, caps: CapPlan, rlimits: list[tuple[int, int, int]]
+           ) -> tuple[str, dict[str, str]]:
+    """Make the calling process the container's `proc`, short of execve: cwd, rlimits,
+    oom score, capabilities and user (in runc's order), umask, no_new_privs.
+    Returns the executable (looked up as the user) and the environment."""
+    try:
+        os.chdir(proc.cwd)
+    except OSError as e:
+        raise oserror(f"process cwd {proc.cwd}", e) from None
+    set_rlimits(rlimits)
+    if proc.oomScoreAdj is not None:
+        with open("/proc/self/oom_score_adj", "w", encoding="ascii") as f:
+            f.write(str(proc.oomScoreAdj))
+    caps.drop_bounding()
+    sc.prctl(sc.PR_SET_KEEPCAPS, 1)
+    set_user(proc.user, setgroups=True)
+    sc.prctl(sc.PR_SET_KEEPCAPS, 0)
+    caps.apply()
+    os.umask(0o022 if proc.user.umask is None else proc.user.umask)
+    if proc.noNewPrivileges:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    env = environment(proc)
+    executable = find_executable(proc.args[0], env)
+    try:
+        os.chdir(proc.cwd)  # again as the user, who may not reach it
+    except OSError as e:
+        raise oserror(f"process cwd {proc.cwd}", e) from None
+    return executable, env
+
+
+def execve(executable: str, args: list[str], env: dict[str, str], preserve_fds: int) -> NoReturn:
+    """Close everything but stdio and the preserved fds, and exec; never returns."""
+    for fd in range(3, 3 + preserve_fds):
+        os.set_inheritable(fd, True)
+    os.closerange(3 + preserve_fds, 1 << 20)
+    try:
+        os.execve(executable, args, env)
+    except OSError as e:
+        os.write(2, f"pyrt: exec {args[0]}: {e.strerror}\n".encode())
+    os._exit(127)

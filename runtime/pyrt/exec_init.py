@@ -1,0 +1,85 @@
+"""What runs in a process `pyrt exec` adds to a running container, from fork to execve.
+
+The first child joins the init's namespaces (user first); joining a pid namespace only
+places our children in it, so it forks once more, hands the grandchild's pid to the
+parent and leaves. The grandchild waits until the parent has put it in the container's
+cgroup, takes its terminal, becomes the process the JSON describes, and execs.
+"""
+
+from __future__ import annotations
+
+import _signal
+import os
+
+from pyrt.errors import PyrtError, oserror
+from pyrt.linux import namespaces, process, terminal
+from pyrt.linux import syscalls as sc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+    from pyrt.config import Process
+    from pyrt.linux.caps import CapPlan
+    from pyrt.linux.sync import Channel
+
+
+class ExecPlan:
+    """The process to add, checked before the fork."""
+
+    def __init__(self, proc: Process, ns_fds: dict[str, int], preserve_fds: int) -> None:
+        from pyrt.linux.caps import CapPlan
+
+        self.process = proc
+        self.ns_fds = ns_fds
+        self.preserve_fds = preserve_fds
+        self.caps: CapPlan = CapPlan(proc.capabilities)
+        self.rlimits = process.check_rlimits(proc)
+
+
+def child(plan: ExecPlan, ch: Channel) -> NoReturn:
+    """Entry point of the forked child; never returns."""
+    try:
+        keep = {ch.fileno(), *plan.ns_fds.values(), *range(3 + plan.preserve_fds)}
+        _close_all_but(keep)
+        for name in ("SIGINT", "SIGPIPE", "SIGXFSZ"):
+            _signal.signal(getattr(_signal, name), _signal.SIG_DFL)
+        sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
+        namespaces.join(plan.ns_fds)
+        pid = os.fork()
+        if pid:
+            ch.send("pid", pid=pid)
+            os._exit(0)
+        _become(plan, ch)
+    except BaseException as e:  # every failure must reach the parent as one message
+        err = e if isinstance(e, PyrtError) else (
+            oserror("exec", e) if isinstance(e, OSError)
+            else PyrtError("exec", f"{type(e).__name__}: {e}"))
+        try:
+            ch.send("error", what=err.what, why=err.why)
+        finally:
+            os._exit(1)
+
+
+def _close_all_but(keep: set[int]) -> None:
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the listdir's own fd
+
+
+def _become(plan: ExecPlan, ch: Channel) -> NoReturn:
+    proc = plan.process
+    ch.recv("go")  # we are in the container's cgroup
+    if proc.terminal:
+        master, name = terminal.open_pty(proc.consoleSize)
+        ch.send("console", fd=master, name=name)
+        os.close(master)
+        terminal.become_session_leader(name)
+    executable, env = process.become(proc, plan.caps, plan.rlimits)
+    ch.send("ready")
+    ch.close()
+    process.execve(executable, proc.args, env, plan.preserve_fds)
