@@ -286,6 +286,27 @@ def _process(v: Any, p: str) -> Process:
     })
 
 
+def _hook(v: Any, p: str) -> dict[str, Any]:
+    hook: dict[str, Any] = _typed_dict({
+        "path": _str, "args": _strlist, "env": _strlist, "timeout": _optional(_int)})(v, p)
+    if not isinstance(hook.get("path"), str):
+        raise ConfigError(f"{p}/path", "is required")
+    if not hook["path"].startswith("/"):
+        raise ConfigError(f"{p}/path", "must be an absolute path")
+    if hook.get("timeout") is not None and hook["timeout"] < 1:
+        raise ConfigError(f"{p}/timeout", "must be at least 1 second")
+    return hook
+
+
+def _hooks(v: Any, p: str) -> dict[str, list[dict[str, Any]]]:
+    """Hooks by kind; each is checked (path absolute, args/env strings, timeout >= 1)."""
+    out = {}
+    for kind, items in _expect(v, dict, p).items():
+        if items is not None:
+            out[kind] = _list(items, f"{p}/{key(kind)}", _hook)
+    return out
+
+
 def parse_process(doc: Any) -> Process:
     """A runtime-spec process object alone (`exec --process`), type-checked."""
     return _process(doc, "")
@@ -318,7 +339,7 @@ def _linux(v: Any, p: str) -> Linux:
 # Valid settings pyrt cannot honour yet: `create` refuses them rather than run a container
 # without them (a silently skipped hook or seccomp profile would be a security hole).
 UNSUPPORTED = (
-    ("hooks",), ("linux", "seccomp"), ("linux", "intelRdt"), ("linux", "personality"),
+    ("linux", "seccomp"), ("linux", "intelRdt"), ("linux", "personality"),
     ("linux", "netDevices"), ("linux", "memoryPolicy"), ("process", "ioPriority"),
     ("process", "scheduler"), ("process", "execCPUAffinity"),
 )
@@ -352,7 +373,7 @@ def parse_types(doc: Any) -> Config:
         "mounts": lambda v, p: _list(v, p, _mount),
         "hostname": _str,
         "domainname": _str,
-        "hooks": lambda v, p: _expect(v, dict, p),
+        "hooks": _hooks,
         "annotations": _strmap,
         "linux": _linux,
     })

@@ -39,7 +39,7 @@ def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
         raise PyrtError(f"bundle {bundle}", "not a directory")
     pid_file = os.path.abspath(pid_file) if pid_file else ""
     config = config_mod.load(bundle)
-    plan = Plan(config, bundle, console_socket=console_socket, no_pivot=no_pivot,
+    plan = Plan(config, bundle, container_id, console_socket=console_socket, no_pivot=no_pivot,
                 no_new_keyring=no_new_keyring, preserve_fds=preserve_fds, detach=detach)
     cgroup = cgroups.open_cgroup(config.linux.cgroupsPath, container_id)
     cgroup.check(config.linux.resources)
@@ -63,7 +63,7 @@ def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
             rootfs=plan.rootfs, created=state.utc_now(), oci_version=config.ociVersion,
             annotations=config.annotations, cgroup_paths=cgroup.paths(),
             freezer=cgroup.freezer_file(),
-            new_pidns=config.linux.namespace("pid") is not None,
+            new_pidns=config.linux.namespace("pid") is not None, hooks=config.hooks,
         ))
         if pid_file:
             _write_pid_file(pid_file, pid)
@@ -74,6 +74,9 @@ def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
             _quiet(cgroup.destroy)
         _quiet(ctr.remove)
         ctr.close()
+        if config.hooks.get("poststop"):  # as runc: a failed create is destroyed
+            _poststop(config.hooks, {"ociVersion": config.ociVersion, "id": container_id,
+                                     "status": STOPPED, "bundle": bundle})
         raise
     finally:
         plan.close()
@@ -85,7 +88,7 @@ def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
 def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
     """Fork the init, put it in its cgroup, and drive it until it says "ready"."""
     from pyrt import init
-    from pyrt.linux import namespaces, terminal
+    from pyrt.linux import hooks, namespaces, terminal
     from pyrt.linux import syscalls as sc
     from pyrt.linux.sync import Channel
 
@@ -106,6 +109,7 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
         sc.setns(own_pidns, sc.CLONE_NEWPID)
         os.close(own_pidns)
     master = None
+    runtime_hooks = plan.create_hooks
     try:
         if plan.new_user:
             parent_ch.recv("userns")
@@ -117,16 +121,29 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
             pid = grandchild
         cgroup.add(pid)  # slow on v1: the init sets up its rootfs meanwhile
         parent_ch.send("go")
-        if plan.process.terminal:
-            msg = parent_ch.recv("console")
-            if plan.console_socket:
-                try:
-                    terminal.send_to_socket(plan.console_socket, msg["fd"], msg["name"])
-                finally:
-                    os.close(msg["fd"])
+        while True:
+            msg = parent_ch.recv(("hooks", "console", "ready"))
+            if msg["type"] == "ready":
+                break
+            if msg["type"] == "hooks" and runtime_hooks:
+                runtime_hooks = False
+                st = {"ociVersion": plan.config.ociVersion, "id": plan.container_id,
+                      "status": "creating", "pid": pid, "bundle": plan.bundle}
+                if plan.config.annotations:
+                    st["annotations"] = plan.config.annotations
+                for kind in ("prestart", "createRuntime"):
+                    hooks.run_all(plan.config.hooks, kind, st, cwd=plan.bundle)
+                parent_ch.send("hooks-done")
+            elif msg["type"] == "console" and plan.process.terminal and master is None:
+                if plan.console_socket:
+                    try:
+                        terminal.send_to_socket(plan.console_socket, msg["fd"], msg["name"])
+                    finally:
+                        os.close(msg["fd"])
+                else:
+                    master = msg["fd"]
             else:
-                master = msg["fd"]
-        parent_ch.recv("ready")
+                raise PyrtError("container init", f"sent {msg['type']!r} out of turn")
     except BaseException:
         _kill_and_wait(pid)
         if master is not None:
@@ -183,8 +200,13 @@ def start(ctr: Container) -> None:
         while True:
             events = dict(poller.poll())
             if fifo in events:
-                if os.read(fifo, 1):
+                byte = os.read(fifo, 1)
+                if byte == b"0":
                     break
+                if byte:  # a startContainer hook failed; the init has exited
+                    os.unlink(ctr.fifo_path)
+                    raise PyrtError(f"container {ctr.id}",
+                                    os.read(fifo, 4096).decode(errors="replace"))
                 if pidfd not in events:
                     continue
             if pidfd in events:
@@ -193,6 +215,16 @@ def start(ctr: Container) -> None:
         os.close(fifo)
         os.close(pidfd)
     os.unlink(ctr.fifo_path)
+    if st.hooks.get("poststart"):
+        from pyrt.linux import hooks
+
+        try:
+            hooks.run_all(st.hooks, "poststart", st.hook_state(RUNNING), cwd=st.bundle)
+        except PyrtError:
+            # runtime-spec 1.3.0: a failed poststart hook stops the container
+            _quiet(lambda: kill(ctr, _signal.SIGKILL, all_processes=True))
+            _quiet(lambda: _wait_dead(st))
+            raise
 
 
 def _pidfd(st: State) -> int:
@@ -285,13 +317,27 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
 
 
 def destroy(ctr: Container) -> None:
-    """Remove everything create made: the cgroup, then the state directory."""
+    """Remove everything create made (the cgroup, then the state directory), then run the
+    poststop hooks."""
     st = ctr.require_state()
     cgroup = cgroups.from_paths(st.cgroup_paths)
     for pid in cgroup.pids():  # stragglers of a shared pid namespace
         _quiet(lambda pid=pid: os.kill(pid, _signal.SIGKILL))
     cgroup.destroy()
     ctr.remove()
+    if st.hooks.get("poststop"):
+        _poststop(st.hooks, st.hook_state(STOPPED))
+
+
+def _poststop(hooks_doc: dict[str, Any], hook_state: dict[str, Any]) -> None:
+    """poststop hooks: a failure is a warning, and the delete still succeeds."""
+    from pyrt import log
+    from pyrt.linux import hooks
+
+    try:
+        hooks.run_all(hooks_doc, "poststop", hook_state)
+    except PyrtError as e:
+        log.warning(str(e))
 
 
 # ---------------------------------------------------------------- pause, resume, ps

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from pyrt import OCI_VERSION, __version__
+from pyrt.linux.hooks import NAMES as HOOKS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ def features() -> dict[str, Any]:
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
-        "hooks": [],  # not run yet: a config with hooks is refused
+        "hooks": list(HOOKS),
         "mountOptions": sorted([*mounts.FLAG_OPTIONS, *mounts.PROPAGATION]),
         "linux": {
             "namespaces": [ns for ns in NAMESPACE_TYPES if _kernel_has(ns)],

@@ -18,7 +18,7 @@ import _signal
 import os
 
 from pyrt.errors import ConfigError, PyrtError, oserror
-from pyrt.linux import caps, devices, mounts, namespaces, process, terminal
+from pyrt.linux import caps, devices, hooks, mounts, namespaces, process, terminal
 from pyrt.linux import syscalls as sc
 
 TYPE_CHECKING = False
@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 class Plan:
     """The container to make, checked before anything is made."""
 
-    def __init__(self, config: Config, bundle: str, *, console_socket: str = "",
+    def __init__(self, config: Config, bundle: str, container_id: str, *,
+                 console_socket: str = "",
                  no_pivot: bool = False, no_new_keyring: bool = False,
                  preserve_fds: int = 0, detach: bool = True) -> None:
         if config.process is None:
@@ -42,6 +43,9 @@ class Plan:
         self.config = config
         self.process = config.process
         self.bundle = bundle
+        self.container_id = container_id
+        self.create_hooks = any(config.hooks.get(k) for k in
+                                ("prestart", "createRuntime", "createContainer"))
         self.rootfs = os.path.realpath(os.path.join(bundle, config.root.path))
         if not os.path.isdir(self.rootfs):
             raise ConfigError("/root/path", f"{self.rootfs} is not a directory")
@@ -184,6 +188,14 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
         sc.sethostname(config.hostname)
     if config.domainname:
         sc.setdomainname(config.domainname)
+    if plan.create_hooks:
+        # prestart and createRuntime run in the parent now, then createContainer here:
+        # in the container's namespaces, before pivot_root
+        _enter_cgroup(plan, ch)
+        ch.send("hooks")
+        ch.recv("hooks-done")
+        hooks.run_all(config.hooks, "createContainer", hook_state(plan, "creating"),
+                      cwd=plan.rootfs)
     proc_self = os.open("/proc/self", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     if plan.no_pivot:
         mounts.move_root(plan.rootfs)
@@ -211,12 +223,28 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
     ch.send("ready")
     # Blocks until `pyrt start` opens the fifo for reading.
     fifo = os.open(f"fd/{plan.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc_self)
+    if config.hooks.get("startContainer"):
+        try:
+            hooks.run_all(config.hooks, "startContainer", hook_state(plan, "created"), env=env)
+        except PyrtError as e:  # `start` reads this instead of the "0" and fails
+            os.write(fifo, b"1" + str(e).encode()[:4000])
+            os._exit(1)
     os.write(fifo, b"0")
     os.close(fifo)
     os.close(proc_self)
     os.close(plan.fifo_fd)
     ch.close()
     process.execve(executable, proc.args, env, plan.preserve_fds)
+
+
+def hook_state(plan: Plan, status: str) -> dict[str, object]:
+    """The state given to hooks run by the init (its pid as its own namespace sees it)."""
+    config = plan.config
+    doc: dict[str, object] = {"ociVersion": config.ociVersion, "id": plan.container_id,
+                              "status": status, "pid": os.getpid(), "bundle": plan.bundle}
+    if config.annotations:
+        doc["annotations"] = config.annotations
+    return doc
 
 
 def _mount_console(slave: str) -> None:

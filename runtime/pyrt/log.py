@@ -45,6 +45,14 @@ def error(msg: str) -> None:
     _write(_line("error", msg))
 
 
+def warning(msg: str) -> None:
+    """A warning: in the log file when there is one, else one line on stderr."""
+    if _target["path"]:
+        _write(_line("warning", msg))
+    else:
+        os.write(2, f"pyrt: warning: {msg}\n".encode())
+
+
 def debug(msg: str) -> None:
     if _target["debug"]:
         if _target["path"]:

@@ -60,11 +60,21 @@ class State:
     cgroup_paths: dict[str, str] = field(default_factory=dict)
     freezer: str = ""
     new_pidns: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    hooks: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         names: tuple[str, ...] = self.__record_fields__  # type: ignore[attr-defined]
         return {n: getattr(self, n) for n in names}
+
+    def hook_state(self, status: str, pid: int | None = None) -> dict[str, Any]:
+        """The runtime-spec state a hook reads on its stdin."""
+        doc: dict[str, Any] = {"ociVersion": self.oci_version, "id": self.id, "status": status,
+                               "pid": self.pid if pid is None else pid, "bundle": self.bundle}
+        if status == STOPPED:
+            del doc["pid"]  # as runc: a stopped container has no pid
+        if self.annotations:
+            doc["annotations"] = self.annotations
+        return doc
 
 
 def utc_now() -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import rthelpers as h
 from rthelpers import assert_ok, describe
 
@@ -78,7 +77,6 @@ def test_exec_unknown_container(rt):
     assert "does not exist" in res.stderr, describe(res)
 
 
-@pytest.mark.pending("issue #4 (hooks, which features lists)")
 def test_features(rt):
     res = assert_ok(rt("features", global_args=[]))
     f = json.loads(res.stdout)

@@ -186,7 +186,8 @@ def test_open_before_save_has_no_state(root: str) -> None:
 
 def test_save_then_open_roundtrip(root: str) -> None:
     st = make_state(annotations={"a": "b", "ü": "☃"}, cgroup_paths={"": "/sys/fs/cgroup/x"},
-                    freezer="", new_pidns=False, extra={"k": [1, {"n": None}]})
+                    freezer="", new_pidns=False,
+                    hooks={"poststop": [{"path": "/bin/true", "args": ["true", "x"]}]})
     with Container.create(root, "c1") as ctr:
         ctr.save(st)
         assert ctr.state is st

@@ -47,8 +47,9 @@ class Channel:
             self.recv(f"sent {msg_type!r}")
             raise
 
-    def recv(self, expect: str) -> dict[str, Any]:
-        """Receive one message; raise on an error message, EOF, or an unexpected type."""
+    def recv(self, expect: str | tuple[str, ...]) -> dict[str, Any]:
+        """Receive one message of the type (or one of the types) expected; raise on an
+        error message, EOF, or anything else."""
         data, anc, _flags, _addr = self.sock.recvmsg(_MAX, _socket.CMSG_SPACE(4))
         if not data:
             raise PyrtError("container init", f"exited before it was {expect}")
@@ -58,6 +59,6 @@ class Channel:
                 msg["fd"] = int.from_bytes(payload[:4], "little")
         if msg["type"] == "error":
             raise PyrtError(msg["what"], msg["why"])
-        if msg["type"] != expect:
+        if msg["type"] != expect and msg["type"] not in expect:
             raise PyrtError("container init", f"sent {msg['type']!r} while {expect!r} was due")
         return msg
