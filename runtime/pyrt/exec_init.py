@@ -50,6 +50,10 @@ def child(plan: ExecPlan, ch: Channel) -> NoReturn:
         if pid:
             ch.send("pid", pid=pid)
             os._exit(0)
+        # Until execve we are the host's Python in the container's pid namespace: not
+        # dumpable, so nothing in there can ptrace us or open /proc/<pid>/exe (the
+        # CVE-2019-5736 path to the host binary). execve makes the new program dumpable.
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
         _become(plan, ch)
     except BaseException as e:  # every failure must reach the parent as one message
         err = e if isinstance(e, PyrtError) else (

@@ -96,3 +96,27 @@ def test_exec_bad_process_file(rt, bundle, tmp_path, bad):
     pf.write_text(json.dumps(proc))
     res = rt("exec", "--process", str(pf), bundle.id)
     assert res.returncode != 0 and res.stderr.strip(), describe(res)
+
+
+def test_exec_process_cannot_reach_the_host_binary(rt, bundle):
+    """From inside, /proc/<pid>/exe of the exec'd process is the container's program
+    (the runtime's own binary is never left reachable), and a second exec sees it so."""
+    rt.create_started(bundle)
+    script = "readlink /proc/$$/exe; cat /proc/$$/exe > /dev/null && echo readable"
+    res = assert_ok(rt("exec", bundle.id, "sh", "-c", script))
+    lines = res.stdout.split()
+    assert lines[0] == "/bin/busybox" and lines[1] == "readable", describe(res)
+
+
+def test_exec_tty_in_the_foreground_relays_the_terminal(rt, bundle):
+    """`exec -t` with no console socket: the runtime relays its own terminal (a `script`
+    pty here) and exits with the shell's code."""
+    import subprocess
+
+    rt.create_started(bundle)
+    cmd = " ".join(rt.argv("exec", "-t", bundle.id, "sh"))
+    typing = "sleep 1.5; printf 'tty; exit 5\\n'; sleep 3"
+    res = subprocess.run(["sh", "-c", f'({typing}) | script -qec "{cmd}" /dev/null'],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 5, describe(res)
+    assert "/dev/pts/" in res.stdout, describe(res)
