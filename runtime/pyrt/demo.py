@@ -1,7 +1,7 @@
 """The demo bundle: a busybox-static rootfs and the default config, built on the spot.
 
-`python -m pyrt.demo DIR` writes DIR/rootfs and DIR/config.json; the container prints
-its hostname, that it is pid 1, and its mounts.
+`python -m pyrt.demo DIR [ARGS...]` writes DIR/rootfs and DIR/config.json; by default
+the container prints its hostname, that it is pid 1, and its mounts.
 """
 
 from __future__ import annotations
@@ -53,6 +53,6 @@ def build(bundle: str, args: list[str] | None = None, cgroups_path: str = "/pyrt
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m pyrt.demo BUNDLE_DIR")
-    build(sys.argv[1])
+    if len(sys.argv) < 2:
+        sys.exit("usage: python -m pyrt.demo BUNDLE_DIR [ARGS...]")
+    build(sys.argv[1], sys.argv[2:] or None)
