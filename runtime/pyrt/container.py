@@ -264,6 +264,8 @@ def kill(ctr: Container, sig: int, all_processes: bool = False) -> None:
             raise PyrtError(f"container {ctr.id}", "container not running") from None
     finally:
         os.close(pidfd)
+    if sig == _signal.SIGKILL and st.freezer and state.frozen(st.freezer):
+        cgroups.from_paths(st.cgroup_paths).freeze(False)  # as runc: frozen tasks die thawed
 
 
 def _kill_and_wait(pid: int) -> None:
@@ -309,9 +311,7 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
             raise PyrtError(f"container {container_id}",
                             f"cannot delete a container that is not stopped: {status}")
         if status != STOPPED:
-            kill(ctr, _signal.SIGKILL, all_processes=True)
-            if status == PAUSED:  # a frozen task only dies once thawed
-                cgroups.from_paths(st.cgroup_paths).freeze(False)
+            kill(ctr, _signal.SIGKILL, all_processes=True)  # thaws a paused container
             _wait_dead(st)
         destroy(ctr)
 

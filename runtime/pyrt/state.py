@@ -179,7 +179,7 @@ class Container:
             return STOPPED
         if os.path.exists(self.fifo_path):
             return CREATED
-        if state.freezer and _frozen(state.freezer):
+        if state.freezer and frozen(state.freezer):
             return PAUSED
         return RUNNING
 
@@ -208,7 +208,7 @@ class Container:
         return doc
 
 
-def _frozen(freezer: str) -> bool:
+def frozen(freezer: str) -> bool:
     """freezer is a v1 freezer.state or a v2 cgroup.freeze file."""
     try:
         with open(freezer, encoding="ascii") as f:

@@ -83,3 +83,12 @@ def test_features(rt):
     assert f["ociVersionMin"].startswith("1.") and f["ociVersionMax"].startswith("1."), f
     assert "createRuntime" in f.get("hooks", []), f
     assert set(f["linux"]["namespaces"]) >= {"pid", "network", "ipc", "uts", "mount"}, f
+
+
+def test_kill_paused_container(rt, bundle):
+    """SIGKILL reaches a paused container's init (runc thaws it so the signal lands)."""
+    pid = rt.create_started(bundle)["pid"]
+    assert_ok(rt("pause", bundle.id))
+    assert_ok(rt.kill(bundle.id, "KILL"))
+    rt.wait_status(bundle.id, "stopped")
+    assert not h.pid_alive(pid)
