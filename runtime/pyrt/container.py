@@ -88,7 +88,7 @@ def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
 def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
     """Fork the init, put it in its cgroup, and drive it until it says "ready"."""
     from pyrt import init
-    from pyrt.linux import hooks, namespaces, terminal
+    from pyrt.linux import hooks, namespaces
     from pyrt.linux import syscalls as sc
     from pyrt.linux.sync import Channel
 
@@ -135,13 +135,7 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
                     hooks.run_all(plan.config.hooks, kind, st, cwd=plan.bundle)
                 parent_ch.send("hooks-done")
             elif msg["type"] == "console" and plan.process.terminal and master is None:
-                if plan.console_socket:
-                    try:
-                        terminal.send_to_socket(plan.console_socket, msg["fd"], msg["name"])
-                    finally:
-                        os.close(msg["fd"])
-                else:
-                    master = msg["fd"]
+                master = _take_console(msg, plan.console_socket)
             else:
                 raise PyrtError("container init", f"sent {msg['type']!r} out of turn")
     except BaseException:
@@ -152,6 +146,20 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
     finally:
         parent_ch.close()
     return pid, master
+
+
+def _take_console(msg: dict[str, Any], console_socket: str) -> int | None:
+    """The pty master an init sent: handed on over --console-socket (then None), or
+    kept for the caller to relay."""
+    if not console_socket:
+        return int(msg["fd"])
+    from pyrt.linux import terminal
+
+    try:
+        terminal.send_to_socket(console_socket, msg["fd"], msg["name"])
+    finally:
+        os.close(msg["fd"])
+    return None
 
 
 def _write_pid_file(path: str, pid: int) -> None:
@@ -421,14 +429,7 @@ def exec_process(root: str, container_id: str, make_process: Any, *, detach: boo
         cgroup.add(pid)
         parent_ch.send("go")
         if proc.terminal:
-            msg = parent_ch.recv("console")
-            if console_socket:
-                try:
-                    terminal.send_to_socket(console_socket, msg["fd"], msg["name"])
-                finally:
-                    os.close(msg["fd"])
-            else:
-                master = msg["fd"]
+            master = _take_console(parent_ch.recv("console"), console_socket)
         parent_ch.recv("ready")
         if pid_file:
             _write_pid_file(pid_file, pid)

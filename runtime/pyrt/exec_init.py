@@ -11,7 +11,6 @@ from __future__ import annotations
 import _signal
 import os
 
-from pyrt.errors import PyrtError, oserror
 from pyrt.linux import namespaces, process, terminal
 from pyrt.linux import syscalls as sc
 
@@ -40,10 +39,9 @@ class ExecPlan:
 def child(plan: ExecPlan, ch: Channel) -> NoReturn:
     """Entry point of the forked child; never returns."""
     try:
-        keep = {ch.fileno(), *plan.ns_fds.values(), *range(3 + plan.preserve_fds)}
-        _close_all_but(keep)
-        for name in ("SIGINT", "SIGPIPE", "SIGXFSZ"):
-            _signal.signal(getattr(_signal, name), _signal.SIG_DFL)
+        process.close_fds_except({ch.fileno(), *plan.ns_fds.values(),
+                                  *range(3 + plan.preserve_fds)})
+        process.default_signals()
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
         namespaces.join(plan.ns_fds)
         pid = os.fork()
@@ -56,23 +54,7 @@ def child(plan: ExecPlan, ch: Channel) -> NoReturn:
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
         _become(plan, ch)
     except BaseException as e:  # every failure must reach the parent as one message
-        err = e if isinstance(e, PyrtError) else (
-            oserror("exec", e) if isinstance(e, OSError)
-            else PyrtError("exec", f"{type(e).__name__}: {e}"))
-        try:
-            ch.send("error", what=err.what, why=err.why)
-        finally:
-            os._exit(1)
-
-
-def _close_all_but(keep: set[int]) -> None:
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass  # the listdir's own fd
+        ch.fail("exec", e)
 
 
 def _become(plan: ExecPlan, ch: Channel) -> NoReturn:

@@ -81,47 +81,19 @@ class Plan:
         self.ns_fds.clear()
 
 
-# signals CPython sets to ignore or handles itself; the container must get the defaults
-_RESET_SIGNALS = ("SIGINT", "SIGPIPE", "SIGXFSZ")
-
-
-def _default_signals() -> None:
-    for name in _RESET_SIGNALS:
-        num = getattr(_signal, name, None)
-        if num is not None:
-            _signal.signal(num, _signal.SIG_DFL)
-    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
-
-
 def child(plan: Plan, ch: Channel) -> NoReturn:
     """Entry point of the forked init; never returns."""
     try:
-        _close_inherited(plan, ch)
-        _default_signals()
+        # the parent's fds (its container lock above all) go; stdio, the preserved fds,
+        # and what the plan needs stay
+        process.close_fds_except({ch.fileno(), plan.fifo_fd, *plan.ns_fds.values(),
+                                  *range(3 + plan.preserve_fds)})
+        process.default_signals()
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
         _namespaces(plan, ch)
         _exec(plan, ch)
-    except BaseException as e:
-        err = e if isinstance(e, PyrtError) else (
-            oserror("container init", e) if isinstance(e, OSError)
-            else PyrtError("container init", f"{type(e).__name__}: {e}"))
-        try:
-            ch.send("error", what=err.what, why=err.why)
-        finally:
-            os._exit(1)
-
-
-def _close_inherited(plan: Plan, ch: Channel) -> None:
-    """Close what the parent had open (its container lock above all), keeping stdio, the
-    preserved fds, and what the plan needs."""
-    keep = {ch.fileno(), plan.fifo_fd, *plan.ns_fds.values(), *range(3 + plan.preserve_fds)}
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass  # the listdir's own fd
+    except BaseException as e:  # every failure must reach the parent as one message
+        ch.fail("container init", e)
 
 
 def _namespaces(plan: Plan, ch: Channel) -> None:

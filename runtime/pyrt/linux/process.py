@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _signal
 import os
 import resource
 import stat
@@ -130,6 +131,28 @@ def become(proc: Process, caps: CapPlan, rlimits: list[tuple[int, int, int]]
     except OSError as e:
         raise oserror(f"process cwd {proc.cwd}", e) from None
     return executable, env
+
+
+# signals CPython ignores or handles itself: the container must get the defaults
+_RESET_SIGNALS = ("SIGINT", "SIGPIPE", "SIGXFSZ")
+
+
+def default_signals() -> None:
+    """In a forked child: default dispositions and an empty mask, as execve expects."""
+    for name in _RESET_SIGNALS:
+        _signal.signal(getattr(_signal, name), _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+
+
+def close_fds_except(keep: set[int]) -> None:
+    """In a forked child: close every fd inherited from the parent but `keep`."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the listdir's own fd
 
 
 def execve(executable: str, args: list[str], env: dict[str, str], preserve_fds: int) -> NoReturn:

@@ -8,13 +8,14 @@ A message may carry one fd (the pty master) with SCM_RIGHTS.
 from __future__ import annotations
 
 import _socket
+import os
 
 from pyrt import jsonio
-from pyrt.errors import PyrtError
+from pyrt.errors import PyrtError, oserror
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
 _MAX = 1 << 16
 
@@ -46,6 +47,16 @@ class Channel:
         except (BrokenPipeError, ConnectionResetError):
             self.recv(f"sent {msg_type!r}")
             raise
+
+    def fail(self, what: str, error: BaseException) -> NoReturn:
+        """In a forked child: report `error` to the parent as one message, and exit."""
+        err = error if isinstance(error, PyrtError) else (
+            oserror(what, error) if isinstance(error, OSError)
+            else PyrtError(what, f"{type(error).__name__}: {error}"))
+        try:
+            self.send("error", what=err.what, why=err.why)
+        finally:
+            os._exit(1)
 
     def recv(self, expect: str | tuple[str, ...]) -> dict[str, Any]:
         """Receive one message of the type (or one of the types) expected; raise on an
