@@ -40,6 +40,7 @@ test-runc: install  ## the same runtime tests against runc
 test: test-unit test-runtime test-runc  ## all of it
 
 bench: install  ## pyrt, runc and crun side by side -> bench/results.md
+	@command -v /usr/bin/time >/dev/null || apt-get install -y -qq time
 	$(PY) bench/bench.py
 
 lint: install

@@ -3,7 +3,8 @@
 All runtimes run interleaved round-robin in one process, inside one private mount
 namespace with /sys/fs/cgroup/unified unmounted (crun 1.8.1 refuses hybrid hosts, and
 every runtime gets the same environment). Only ratios from one run are meaningful.
-Results go to bench/results.md.
+Each runtime has its own --root; every bundle shares one busybox rootfs and has a
+memory and pids limit, so cgroup work is exercised. Results go to bench/results.md.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CGROUP_PARENT = "/pyrt-bench"
 PR_SET_CHILD_SUBREAPER = 36
+MiB = 1024 * 1024
 
 
 def reexec_in_private_mount_ns() -> None:
@@ -39,61 +43,70 @@ def reexec_in_private_mount_ns() -> None:
     os.execvp("unshare", ["unshare", "-m", "sh", "-c", script, sys.executable, *sys.argv])
 
 
-def make_bundle(path: str, args: list[str]) -> None:
+def pyrt_modules() -> None:
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), "runtime"))
-    from pyrt import defaults, demo
-
-    demo.build_rootfs(os.path.join(path, "rootfs"))
-    config = defaults.config(args, terminal=False)
-    config["ociVersion"] = "1.0.2"  # crun 1.8.1 refuses versions it does not know
-    config["linux"]["resources"] = {
-        "devices": [{"allow": False, "access": "rwm"}],
-        "memory": {"limit": 64 * 1024 * 1024},
-        "pids": {"limit": 64},
-    }
-    with open(os.path.join(path, "config.json"), "w") as f:
-        json.dump(config, f, indent=2)
-
-
-def set_cgroup(bundle: str, path: str) -> None:
-    cfg_path = os.path.join(bundle, "config.json")
-    with open(cfg_path) as f:
-        config = json.load(f)
-    config["linux"]["cgroupsPath"] = path
-    with open(cfg_path, "w") as f:
-        json.dump(config, f, indent=2)
 
 
 class Runtime:
-    def __init__(self, name: str, binary: str, workdir: str) -> None:
+    """One runtime under test: its binary, its --root, its bundles."""
+
+    def __init__(self, name: str, binary: str, workdir: str, rootfs: str) -> None:
         self.name = name
         self.binary = binary
+        self.workdir = workdir
         self.root = os.path.join(workdir, f"root-{name}")
-        self.bundle = os.path.join(workdir, f"bundle-{name}")
+        self.rootfs = rootfs
         self.counter = 0
 
-    def cmd(self, *args: str) -> list[str]:
-        return [self.binary, "--root", self.root, *args]
+    def bundle(self, tag: str, args: list[str], memory: int = 64 * MiB) -> str:
+        """A bundle of our own (config.json only; the rootfs is shared) with its own cgroup."""
+        from pyrt import defaults
 
-    def call(self, *args: str) -> None:
-        # stderr goes to a file, not a pipe: the container inherits it and would hold
-        # a pipe open until it exits
-        with tempfile.TemporaryFile() as err:
-            res = subprocess.run(self.cmd(*args), stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.DEVNULL, stderr=err)
-            if res.returncode != 0:
+        path = os.path.join(self.workdir, f"bundle-{self.name}-{tag}")
+        os.makedirs(path, exist_ok=True)
+        config = defaults.config(args, terminal=False)
+        config["ociVersion"] = "1.0.2"  # crun 1.8.1 refuses versions it does not know
+        config["root"] = {"path": self.rootfs, "readonly": True}
+        config["linux"]["cgroupsPath"] = f"{CGROUP_PARENT}/{self.name}/{tag}"
+        config["linux"]["resources"] = {
+            "devices": [{"allow": False, "access": "rwm"}],
+            "memory": {"limit": memory},
+            "pids": {"limit": 64},
+        }
+        with open(os.path.join(path, "config.json"), "w") as f:
+            json.dump(config, f)
+        return path
+
+    def call(self, *args: str, check: bool = True) -> tuple[float, int]:
+        """Run the runtime once: (seconds, exit status). Its stderr goes to a file, not a
+        pipe: a container inherits it and would hold a pipe open until it exits."""
+        with open(os.devnull, "rb+") as null, tempfile.TemporaryFile() as err:
+            t0 = time.perf_counter()
+            pid = os.posix_spawn(self.binary, [self.binary, "--root", self.root, *args],
+                                 os.environ, file_actions=[
+                                     (os.POSIX_SPAWN_DUP2, null.fileno(), 0),
+                                     (os.POSIX_SPAWN_DUP2, null.fileno(), 1),
+                                     (os.POSIX_SPAWN_DUP2, err.fileno(), 2)])
+            _, status = os.waitpid(pid, 0)
+            elapsed = time.perf_counter() - t0
+            code = os.waitstatus_to_exitcode(status)
+            if check and code != 0:
                 err.seek(0)
-                raise RuntimeError(f"{self.name} {' '.join(args)}: {err.read().decode().strip()}")
+                why = err.read().decode().strip()
+                raise RuntimeError(f"{self.name} {' '.join(args)}: {why}")
+        return elapsed, code
 
     def next_id(self) -> str:
         self.counter += 1
         return f"bench-{self.name}-{self.counter}"
 
-    def lifecycle(self) -> float:
+    # ------------------------------------------------------------ rows
+
+    def lifecycle(self, bundle: str) -> float:
         cid = self.next_id()
-        pid_file = os.path.join(self.root, f"{cid}.pid")
+        pid_file = os.path.join(self.workdir, f"{cid}.pid")
         t0 = time.perf_counter()
-        self.call("create", "--bundle", self.bundle, "--pid-file", pid_file, cid)
+        self.call("create", "--bundle", bundle, "--pid-file", pid_file, cid)
         with open(pid_file) as f:
             pid = int(f.read())
         self.call("start", cid)
@@ -103,27 +116,46 @@ class Runtime:
         os.unlink(pid_file)
         return elapsed
 
-    def run(self) -> float:
+    def run(self, bundle: str) -> float:
+        return self.call("run", "--bundle", bundle, self.next_id())[0]
+
+    def run_ok(self, bundle: str) -> bool:
         cid = self.next_id()
-        t0 = time.perf_counter()
-        self.call("run", "--bundle", self.bundle, cid)
-        return time.perf_counter() - t0
+        ok = self.call("run", "--bundle", bundle, cid, check=False)[1] == 0
+        self.call("delete", "--force", cid, check=False)
+        return ok
+
+    def peak_rss_kib(self, *args: str) -> int:
+        """Peak RSS of one call, from GNU time: the runtime is forked from `time`, a small
+        process (our own wait4 would count the benchmark's memory, copied at the spawn)."""
+        with tempfile.NamedTemporaryFile("r") as out:
+            subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out.name, self.binary,
+                            "--root", self.root, *args], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            return int(out.read().split()[-1])
+
+    def peak_rss_lifecycle(self, bundle: str) -> int:
+        """The largest peak RSS among create, state, start and delete of one container."""
+        cid = self.next_id()
+        peaks = [self.peak_rss_kib("create", "--bundle", bundle, cid),
+                 self.peak_rss_kib("state", cid), self.peak_rss_kib("start", cid)]
+        time.sleep(0.1)
+        peaks.append(self.peak_rss_kib("delete", "--force", cid))
+        return max(peaks)
 
     def cleanup(self) -> None:
         if os.path.isdir(self.root):
             for cid in os.listdir(self.root):
-                subprocess.run(self.cmd("delete", "--force", cid), capture_output=True)
+                self.call("delete", "--force", cid, check=False)
 
 
 def wait_exit(pid: int) -> None:
     """We are the subreaper: the init is re-parented to us, so we can reap it."""
     while True:
         try:
-            got, _ = os.waitpid(pid, 0)
-            if got == pid:
+            if os.waitpid(pid, 0)[0] == pid:
                 return
         except ChildProcessError:
-            # not (yet) our child: poll until it is gone
             if not os.path.exists(f"/proc/{pid}"):
                 return
             time.sleep(0.0005)
@@ -146,10 +178,8 @@ def remove_cgroups() -> None:
         if not os.path.isdir(base):
             continue
         if os.path.exists(f"{base}/cgroup.procs"):
-            for sub in sorted(os.listdir(base), reverse=True):
-                if os.path.isdir(f"{base}/{sub}"):
-                    os.rmdir(f"{base}/{sub}")
-            os.rmdir(base)
+            for dirpath, _dirs, _files in sorted(os.walk(base), key=lambda w: -len(w[0])):
+                os.rmdir(dirpath)
         else:
             shutil.rmtree(base)
 
@@ -160,34 +190,112 @@ def summary(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, p90 * 1000
 
 
+# ---------------------------------------------------------------- the runs
+
+def latency_rows(runtimes: list[Runtime], n: int) -> dict[str, dict[str, list[float]]]:
+    """Interleaved round-robin: lifecycle, run, state of a created container, exec."""
+    out: dict[str, dict[str, list[float]]] = {r.name: {} for r in runtimes}
+    setup = {}
+    for rt in runtimes:
+        true_bundle = rt.bundle("true", ["/bin/true"])
+        created = rt.next_id()
+        rt.call("create", "--bundle", rt.bundle("created", ["/bin/true"]), created)
+        running = rt.next_id()
+        rt.call("run", "--detach", "--bundle", rt.bundle("sleeper", ["sleep", "600"]), running)
+        setup[rt.name] = (true_bundle, created, running)
+        rt.lifecycle(true_bundle)  # warm-up
+    for _ in range(n):
+        for rt in runtimes:
+            true_bundle, created, running = setup[rt.name]
+            rows = out[rt.name]
+            rows.setdefault("lifecycle", []).append(rt.lifecycle(true_bundle))
+            rows.setdefault("run", []).append(rt.run(true_bundle))
+            rows.setdefault("state", []).append(rt.call("state", created)[0])
+            rows.setdefault("exec", []).append(rt.call("exec", running, "/bin/true")[0])
+            reap_all()
+    for rt in runtimes:
+        _, created, running = setup[rt.name]
+        rt.call("delete", "--force", created)
+        rt.call("delete", "--force", running)
+    return out
+
+
+def list_rows(runtimes: list[Runtime], count: int, n: int) -> dict[str, list[float]]:
+    """`list` with `count` created containers present."""
+    ids: dict[str, list[str]] = {}
+    for rt in runtimes:
+        ids[rt.name] = []
+        for i in range(count):
+            cid = rt.next_id()
+            rt.call("create", "--bundle", rt.bundle(f"list-{i}", ["/bin/true"]), cid)
+            ids[rt.name].append(cid)
+    out: dict[str, list[float]] = {r.name: [] for r in runtimes}
+    for _ in range(n):
+        for rt in runtimes:
+            out[rt.name].append(rt.call("list")[0])
+    for rt in runtimes:
+        for cid in ids[rt.name]:
+            rt.call("delete", "--force", cid)
+        reap_all()
+    return out
+
+
+def throughput(rt: Runtime, count: int, workers: int) -> float:
+    """Containers per second: create, start, wait, delete by parallel workers."""
+    bundles = [rt.bundle(f"tp-{i}", ["/bin/true"]) for i in range(count)]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(rt.lifecycle, bundles))
+    return count / (time.perf_counter() - t0)
+
+
+def min_memory(rt: Runtime, step: int = 64 * 1024) -> int:
+    """The smallest memory limit (bytes, bisected) at which `run /bin/true` succeeds."""
+    lo, hi = 0, 64 * MiB  # lo fails (assumed), hi works (checked)
+    if not rt.run_ok(rt.bundle("mem-hi", ["/bin/true"], memory=hi)):
+        return -1
+    while hi - lo > step:
+        mid = (lo + hi) // 2 // 4096 * 4096
+        if rt.run_ok(rt.bundle(f"mem-{mid}", ["/bin/true"], memory=mid)):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("-n", "--iterations", type=int, default=30)
+    parser.add_argument("-n", "--iterations", type=int, default=20)
+    parser.add_argument("--list-count", type=int, default=200)
     parser.add_argument("--pyrt", default=os.path.join(os.path.dirname(HERE), ".venv/bin/pyrt"))
     parser.add_argument("--output", default=os.path.join(HERE, "results.md"))
     args = parser.parse_args()
     reexec_in_private_mount_ns()
+    pyrt_modules()
+    from pyrt import demo
+
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
     workdir = tempfile.mkdtemp(prefix="pyrt-bench-")
-    runtimes = [Runtime("pyrt", args.pyrt, workdir)]
+    rootfs = os.path.join(workdir, "rootfs")
+    demo.build_rootfs(rootfs)
+    runtimes = [Runtime("pyrt", args.pyrt, workdir, rootfs)]
     for name in ("runc", "crun"):
         path = shutil.which(name)
         if path:
-            runtimes.append(Runtime(name, path, workdir))
-    results: dict[str, dict[str, list[float]]] = {r.name: {"lifecycle": [], "run": []}
-                                                  for r in runtimes}
+            runtimes.append(Runtime(name, path, workdir, rootfs))
+    results: dict[str, Any] = {}
     try:
-        for rt in runtimes:
-            make_bundle(rt.bundle, ["/bin/true"])
-            set_cgroup(rt.bundle, f"{CGROUP_PARENT}/{rt.name}")
-            rt.lifecycle()  # warm-up
-        for _ in range(args.iterations):
+        results["latency"] = latency_rows(runtimes, args.iterations)
+        results["list"] = list_rows(runtimes, args.list_count, args.iterations)
+        results["throughput"] = {r.name: [] for r in runtimes}
+        for _ in range(2):
             for rt in runtimes:
-                results[rt.name]["lifecycle"].append(rt.lifecycle())
-                results[rt.name]["run"].append(rt.run())
+                results["throughput"][rt.name].append(throughput(rt, 100, 4))
                 reap_all()
+        results["min_memory"] = {rt.name: min_memory(rt) for rt in runtimes}
+        results["rss"] = {rt.name: max(rt.peak_rss_lifecycle(rt.bundle("rss", ["/bin/true"]))
+                                       for _ in range(3)) for rt in runtimes}
     finally:
         for rt in runtimes:
             rt.cleanup()
@@ -198,34 +306,58 @@ def main() -> int:
     return 0
 
 
-ROWS = (("lifecycle", "create + start + wait + delete of /bin/true"),
-        ("run", "run of /bin/true (foreground, deletes itself)"))
+LATENCY = (("lifecycle", "create + start + wait + delete of /bin/true"),
+           ("run", "run of /bin/true (foreground, deletes itself)"),
+           ("state", "state of a created container"),
+           ("exec", "exec of /bin/true into a running container"))
 
 
-def write_report(args: argparse.Namespace, runtimes: list[Runtime],
-                 results: dict[str, dict[str, list[float]]]) -> None:
+def write_report(args: argparse.Namespace, runtimes: list[Runtime], results: dict) -> None:
     def version(rt: Runtime) -> str:
         out = subprocess.run([rt.binary, "--version"], capture_output=True, text=True).stdout
         return out.splitlines()[0] if out else "?"
 
+    names = [r.name for r in runtimes]
     lines = [
         "# pyrt benchmark",
         "",
-        f"Command: `make bench` ({args.iterations} iterations, runtimes interleaved round-robin)",
+        f"Command: `make bench` ({args.iterations} iterations, runtimes interleaved "
+        "round-robin, in one private mount namespace without the hybrid cgroup2 mount)",
         f"Machine: {platform.node()}, {os.cpu_count()} cores, kernel {platform.release()}, "
         f"Python {platform.python_version()}",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         "Runtimes: " + "; ".join(f"{r.name}: {version(r)}" for r in runtimes),
         "",
-        "| row | runtime | median ms | p90 ms | ratio to runc (median) |",
+        "| row | runtime | median | p90 | ratio to runc (median) |",
         "|---|---|---|---|---|",
     ]
-    for key, title in ROWS:
-        runc_median = summary(results["runc"][key])[0] if "runc" in results else None
-        for rt in runtimes:
-            median, p90 = summary(results[rt.name][key])
-            ratio = f"{median / runc_median:.2f}" if runc_median else "-"
-            lines.append(f"| {title} | {rt.name} | {median:.1f} | {p90:.1f} | {ratio} |")
+
+    def latency_line(title: str, samples: dict[str, list[float]]) -> None:
+        base = summary(samples["runc"])[0] if "runc" in samples else None
+        for name in names:
+            median, p90 = summary(samples[name])
+            ratio = f"{median / base:.2f}" if base else "-"
+            lines.append(f"| {title} | {name} | {median:.1f} ms | {p90:.1f} ms | {ratio} |")
+
+    for key, title in LATENCY:
+        latency_line(title, {n: results["latency"][n][key] for n in names})
+    latency_line(f"list with {args.list_count} containers", results["list"])
+    tp = {n: statistics.median(v) for n, v in results["throughput"].items()}
+    for name in names:
+        ratio = f"{tp[name] / tp['runc']:.2f}" if "runc" in tp else "-"
+        lines.append(f"| throughput: 100 lifecycles by 4 workers | {name} | "
+                     f"{tp[name]:.1f} containers/s | - | {ratio} (higher is better) |")
+    rss = results["rss"]
+    for name in names:
+        ratio = f"{rss[name] / rss['runc']:.2f}" if "runc" in rss else "-"
+        lines.append(f"| peak RSS of one runtime process (create/state/start/delete) | {name} | "
+                     f"{rss[name] / 1024:.1f} MiB | - | {ratio} |")
+    mem = results["min_memory"]
+    for name in names:
+        ratio = f"{mem[name] / mem['runc']:.2f}" if mem.get("runc", 0) > 0 else "-"
+        value = "failed" if mem[name] < 0 else f"{mem[name] / MiB:.2f} MiB"
+        lines.append(f"| smallest memory limit for `run /bin/true` | {name} | {value} | - | "
+                     f"{ratio} |")
     text = "\n".join(lines) + "\n"
     with open(args.output, "w") as f:
         f.write(text)
