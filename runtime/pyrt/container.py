@@ -45,10 +45,8 @@ def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
     cgroup.check(config.linux.resources)
     plan.open_namespaces()
     ctr = Container.create(root, container_id)
-    created_cgroup = False
     pid = 0
     try:
-        created_cgroup = True
         cgroup.create()
         cgroup.apply(config.linux.resources)
         os.mkfifo(ctr.fifo_path, 0o622)
@@ -70,13 +68,11 @@ def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
     except BaseException:
         if pid:
             _kill_and_wait(pid)
-        if created_cgroup:
-            _quiet(cgroup.destroy)
+        _quiet(cgroup.destroy)
         _quiet(ctr.remove)
         ctr.close()
         if config.hooks.get("poststop"):  # as runc: a failed create is destroyed
-            _poststop(config.hooks, {"ociVersion": config.ociVersion, "id": container_id,
-                                     "status": STOPPED, "bundle": bundle})
+            _poststop(config.hooks, plan.spec_state(STOPPED, pid))
         raise
     finally:
         plan.close()
@@ -127,12 +123,9 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
                 break
             if msg["type"] == "hooks" and runtime_hooks:
                 runtime_hooks = False
-                st = {"ociVersion": plan.config.ociVersion, "id": plan.container_id,
-                      "status": "creating", "pid": pid, "bundle": plan.bundle}
-                if plan.config.annotations:
-                    st["annotations"] = plan.config.annotations
                 for kind in ("prestart", "createRuntime"):
-                    hooks.run_all(plan.config.hooks, kind, st, cwd=plan.bundle)
+                    hooks.run_all(plan.config.hooks, kind, plan.spec_state("creating", pid),
+                                  cwd=plan.bundle)
                 parent_ch.send("hooks-done")
             elif msg["type"] == "console" and plan.process.terminal and master is None:
                 master = _take_console(msg, plan.console_socket)
@@ -406,7 +399,9 @@ def exec_process(root: str, container_id: str, make_process: Any, *, detach: boo
         terminal.check(proc.terminal, console_socket, detach)
         ns_fds = _init_namespaces(st.pid)
         cgroup = cgroups.from_paths(st.cgroup_paths)
-        if state.process_start_time(st.pid) != st.start_time:
+        if state.process_start_time(st.pid) != st.start_time:  # died while we opened them
+            for fd in ns_fds.values():
+                os.close(fd)
             raise PyrtError(f"container {container_id}", "cannot exec in a stopped container")
     try:
         plan = exec_init.ExecPlan(proc, ns_fds, preserve_fds)

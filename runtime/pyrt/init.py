@@ -17,6 +17,7 @@ from __future__ import annotations
 import _signal
 import os
 
+from pyrt import state
 from pyrt.errors import ConfigError, PyrtError, oserror
 from pyrt.linux import caps, devices, hooks, mounts, namespaces, process, terminal
 from pyrt.linux import syscalls as sc
@@ -71,6 +72,11 @@ class Plan:
         self.ns_fds: dict[str, int] = {}
         self.fifo_fd = -1
         self.in_cgroup = False
+
+    def spec_state(self, status: str, pid: int) -> dict[str, object]:
+        """The state hooks read while the container is being made."""
+        return state.spec_state(self.config.ociVersion, self.container_id, status, pid,
+                                self.bundle, self.config.annotations)
 
     def open_namespaces(self) -> None:
         self.ns_fds = namespaces.open_paths(self.config.linux)
@@ -166,7 +172,7 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
         _enter_cgroup(plan, ch)
         ch.send("hooks")
         ch.recv("hooks-done")
-        hooks.run_all(config.hooks, "createContainer", hook_state(plan, "creating"),
+        hooks.run_all(config.hooks, "createContainer", plan.spec_state("creating", os.getpid()),
                       cwd=plan.rootfs)
     proc_self = os.open("/proc/self", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     if plan.no_pivot:
@@ -197,7 +203,8 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
     fifo = os.open(f"fd/{plan.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc_self)
     if config.hooks.get("startContainer"):
         try:
-            hooks.run_all(config.hooks, "startContainer", hook_state(plan, "created"), env=env)
+            hooks.run_all(config.hooks, "startContainer",
+                          plan.spec_state("created", os.getpid()), env=env)
         except PyrtError as e:  # `start` reads this instead of the "0" and fails
             os.write(fifo, b"1" + str(e).encode()[:4000])
             os._exit(1)
@@ -207,16 +214,6 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
     os.close(plan.fifo_fd)
     ch.close()
     process.execve(executable, proc.args, env, plan.preserve_fds)
-
-
-def hook_state(plan: Plan, status: str) -> dict[str, object]:
-    """The state given to hooks run by the init (its pid as its own namespace sees it)."""
-    config = plan.config
-    doc: dict[str, object] = {"ociVersion": config.ociVersion, "id": plan.container_id,
-                              "status": status, "pid": os.getpid(), "bundle": plan.bundle}
-    if config.annotations:
-        doc["annotations"] = config.annotations
-    return doc
 
 
 def _mount_console(slave: str) -> None:

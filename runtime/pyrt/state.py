@@ -66,15 +66,22 @@ class State:
         names: tuple[str, ...] = self.__record_fields__  # type: ignore[attr-defined]
         return {n: getattr(self, n) for n in names}
 
-    def hook_state(self, status: str, pid: int | None = None) -> dict[str, Any]:
+    def hook_state(self, status: str) -> dict[str, Any]:
         """The runtime-spec state a hook reads on its stdin."""
-        doc: dict[str, Any] = {"ociVersion": self.oci_version, "id": self.id, "status": status,
-                               "pid": self.pid if pid is None else pid, "bundle": self.bundle}
-        if status == STOPPED:
-            del doc["pid"]  # as runc: a stopped container has no pid
-        if self.annotations:
-            doc["annotations"] = self.annotations
-        return doc
+        return spec_state(self.oci_version, self.id, status, self.pid, self.bundle,
+                          self.annotations)
+
+
+def spec_state(oci_version: str, container_id: str, status: str, pid: int, bundle: str,
+               annotations: dict[str, str]) -> dict[str, Any]:
+    """The runtime-spec state object as hooks read it (no pid once stopped, as runc)."""
+    doc: dict[str, Any] = {"ociVersion": oci_version, "id": container_id, "status": status,
+                           "pid": pid, "bundle": bundle}
+    if status == STOPPED:
+        del doc["pid"]
+    if annotations:
+        doc["annotations"] = annotations
+    return doc
 
 
 def utc_now() -> str:
