@@ -137,13 +137,18 @@ def cmd_run(opts: Options) -> int:
                          **_create_opts(opts))
 
 
-def cmd_start(opts: Options) -> int:
-    from pyrt import container
-    from pyrt.state import Container
+def _on_container(action: str) -> Callable[[Options], int]:
+    """The command that runs `container.<action>` on one container under its lock."""
 
-    with Container.open(_root(opts), opts.args[0]) as ctr:
-        container.start(ctr)
-    return 0
+    def command(opts: Options) -> int:
+        from pyrt import container
+        from pyrt.state import Container
+
+        with Container.open(_root(opts), opts.args[0]) as ctr:
+            getattr(container, action)(ctr)
+        return 0
+
+    return command
 
 
 def cmd_state(opts: Options) -> int:
@@ -193,24 +198,6 @@ def cmd_list(opts: Options) -> int:
         widths = [max(12, max(len(r[c]) for r in rows) + 3) for c in range(5)]
         for r in rows:
             sys.stdout.write("".join(r[c].ljust(widths[c]) for c in range(5)) + r[5] + "\n")
-    return 0
-
-
-def cmd_pause(opts: Options) -> int:
-    from pyrt import container
-    from pyrt.state import Container
-
-    with Container.open(_root(opts), opts.args[0]) as ctr:
-        container.pause(ctr)
-    return 0
-
-
-def cmd_resume(opts: Options) -> int:
-    from pyrt import container
-    from pyrt.state import Container
-
-    with Container.open(_root(opts), opts.args[0]) as ctr:
-        container.resume(ctr)
     return 0
 
 
@@ -388,7 +375,7 @@ COMMANDS = {c.name: c for c in [
         Flag("no-subreaper", "", "do not make pyrt a subreaper"),
     ], cmd_run),
     Command("start", "start the process of a created container", "<container-id>", (1, 1),
-            [], cmd_start),
+            [], _on_container("start")),
     Command("state", "print the state of a container", "<container-id>", (1, 1), [],
             cmd_state),
     Command("kill", "send a signal to the container's init (default SIGTERM)",
@@ -417,8 +404,9 @@ COMMANDS = {c.name: c for c in [
                 Flag("pidfd-socket", "PATH", "not supported", hidden=True),
             ], cmd_exec, stop_after_args=True),
     Command("pause", "freeze every process of the container", "<container-id>", (1, 1), [],
-            cmd_pause),
-    Command("resume", "thaw a paused container", "<container-id>", (1, 1), [], cmd_resume),
+            _on_container("pause")),
+    Command("resume", "thaw a paused container", "<container-id>", (1, 1), [],
+            _on_container("resume")),
     Command("ps", "list the container's processes", "<container-id> [ps options]", (1, 99),
             [Flag("format,f", "FORMAT", "table or json", default="table")], cmd_ps,
             stop_after_args=True),
