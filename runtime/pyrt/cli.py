@@ -347,7 +347,7 @@ def _exec_process_spec(opts: Options, bundle: str) -> Any:
             proc.noNewPrivileges = True
         if opts.cap:
             caps = proc.capabilities or config.Capabilities()
-            for name in ("bounding", "effective", "inheritable", "permitted", "ambient"):
+            for name in config.CAP_SETS:
                 getattr(caps, name).extend(c for c in opts.cap if c not in getattr(caps, name))
             proc.capabilities = caps
     for problem in config.process_problems(proc, "" if opts.process else "/process"):

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+# the five capability sets of process.capabilities
+CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
 # capability names by number (linux/capability.h)
 CAPABILITIES = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
@@ -280,7 +282,7 @@ def _process(v: Any, p: str) -> Process:
         "rlimits": lambda v, p: _list(v, p, lambda v, p: _obj(
             v, p, Rlimit, {"type": _str, "hard": _uint, "soft": _uint})),
         "capabilities": lambda v, p: _obj(v, p, Capabilities, dict.fromkeys(
-            ("bounding", "effective", "inheritable", "permitted", "ambient"), _strlist)),
+            CAP_SETS, _strlist)),
         "noNewPrivileges": lambda v, p: _expect(v, bool, p),
         "oomScoreAdj": _int, "apparmorProfile": _str, "selinuxLabel": _str,
     })
@@ -479,7 +481,7 @@ def process_problems(proc: Process, at: str = "/process") -> Iterator[ConfigErro
         if rl.soft > rl.hard:
             yield ConfigError(f"{at}/rlimits/{i}", "soft limit exceeds hard limit")
     caps = proc.capabilities
-    for name in ("bounding", "effective", "inheritable", "permitted", "ambient"):
+    for name in CAP_SETS:
         for i, cap in enumerate(getattr(caps, name) if caps else ()):
             if cap.upper() not in CAPABILITIES:
                 yield ConfigError(f"{at}/capabilities/{name}/{i}", f"unknown capability {cap!r}")

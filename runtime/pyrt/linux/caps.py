@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import _prctl
 
-from pyrt.config import CAPABILITIES
-from pyrt.errors import ConfigError
+from pyrt.config import CAP_SETS, CAPABILITIES
 from pyrt.linux import syscalls as sc
 
 TYPE_CHECKING = False
@@ -14,7 +13,7 @@ if TYPE_CHECKING:
 
 NAMES = CAPABILITIES
 NUMBERS = {name: i for i, name in enumerate(NAMES)}
-SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+SETS = CAP_SETS
 
 
 def last_cap() -> int:
@@ -23,22 +22,17 @@ def last_cap() -> int:
 
 
 class CapPlan:
-    """process.capabilities resolved to numbers, checked before anything is made."""
+    """process.capabilities resolved to numbers (the names were checked with the config:
+    config.process_problems)."""
 
     def __init__(self, caps: Capabilities | None) -> None:
         self.present = caps is not None
         self.sets: dict[str, list[int]] = {}
         top = last_cap()
         for name in SETS:
-            numbers = []
-            for i, cap in enumerate(getattr(caps, name) if caps else []):
-                num = NUMBERS.get(cap.upper())
-                if num is None:
-                    raise ConfigError(f"/process/capabilities/{name}/{i}",
-                                      f"unknown capability {cap!r}")
-                if num <= top:  # as runc: a capability the kernel lacks is skipped
-                    numbers.append(num)
-            self.sets[name] = numbers
+            numbers = (NUMBERS[cap.upper()] for cap in (getattr(caps, name) if caps else []))
+            # as runc: a capability the kernel lacks is skipped
+            self.sets[name] = [num for num in numbers if num <= top]
         self.all = list(range(top + 1))
 
     def drop_bounding(self) -> None:
