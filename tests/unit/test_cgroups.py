@@ -18,7 +18,10 @@ import pytest
 
 from pyrt import cgroups
 from pyrt.cgroups import base, v1, v2
+from pyrt.cgroups.device_rules import DEFAULT_RULES
 from pyrt.errors import ConfigError, PyrtError
+
+DEFAULTS = [rule.v1_text() for rule in DEFAULT_RULES]
 
 # ---------------------------------------------------------------- resolve
 
@@ -191,15 +194,15 @@ def test_devices(tree: FakeTree) -> None:
         (allowed, "b 8:* r"),
         (denied, "c *:5 rwm"),
         (allowed, "a"),
-        *[(allowed, rule) for rule in v1.DEFAULT_DEVICE_RULES],
+        *[(allowed, rule) for rule in DEFAULTS],
     ]
 
 
 def test_devices_defaults_always_appended(tree: FakeTree) -> None:
     driver(tree).apply({"devices": []})
-    assert [v for _, v in tree.writes] == list(v1.DEFAULT_DEVICE_RULES)
-    assert "c 1:3 rwm" in v1.DEFAULT_DEVICE_RULES  # /dev/null
-    assert "c 136:* rwm" in v1.DEFAULT_DEVICE_RULES  # ptys
+    assert [v for _, v in tree.writes] == list(DEFAULTS)
+    assert "c 1:3 rwm" in DEFAULTS  # /dev/null
+    assert "c 136:* rwm" in DEFAULTS  # ptys
 
 
 @pytest.mark.parametrize("rule,ptr", [

@@ -5,33 +5,13 @@ from __future__ import annotations
 import os
 import time
 
+from pyrt.cgroups import device_rules
 from pyrt.cgroups.base import Cgroup, read, read_pids, rmdir, write
 from pyrt.errors import ConfigError, PyrtError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-# runc's default device rules, appended after the config's own (specconv AllowedDevices).
-DEFAULT_DEVICE_RULES = (
-    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm",
-    "c 1:5 rwm", "c 1:9 rwm", "c 5:1 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm",
-)
-
-
-def _device_rule(rule: dict[str, Any], ptr: str) -> tuple[bool, str]:
-    kind = rule.get("type") or "a"
-    if kind not in ("a", "c", "b"):
-        raise ConfigError(f"{ptr}/type", f"unknown device type {kind!r}")
-    access = rule.get("access") or "rwm"
-    if not set(access) <= set("rwm"):
-        raise ConfigError(f"{ptr}/access", f"invalid access {access!r}")
-    major = rule.get("major")
-    minor = rule.get("minor")
-    text = "a" if kind == "a" and major is None and minor is None else (
-        f"{kind} {'*' if major is None else major}:{'*' if minor is None else minor} {access}")
-    return bool(rule.get("allow")), text
-
 
 class CgroupV1(Cgroup):
     def __init__(self, dirs: dict[str, str]) -> None:
@@ -162,10 +142,8 @@ class CgroupV1(Cgroup):
         path = self._dir("devices")
         if path is None:
             raise ConfigError(ptr, "the host has no devices cgroup controller")
-        parsed = [_device_rule(rule, f"{ptr}/{i}") for i, rule in enumerate(rules)]
+        parsed = device_rules.parse(rules, ptr)
         if self._dry_run:
             return
-        for allow, text in parsed:
-            write(f"{path}/{'devices.allow' if allow else 'devices.deny'}", text)
-        for text in DEFAULT_DEVICE_RULES:
-            write(f"{path}/devices.allow", text)
+        for rule in parsed:
+            write(f"{path}/{'devices.allow' if rule.allow else 'devices.deny'}", rule.v1_text())
