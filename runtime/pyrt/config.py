@@ -251,6 +251,24 @@ _RESOURCES = _typed_dict({
     "devices": lambda v, p: _list(v, p, _typed_dict({
         "allow": _bool, "type": _optional(_str), "major": _int_or_null,
         "minor": _int_or_null, "access": _optional(_str)})),
+    "blockIO": _typed_dict({
+        "weight": _optional(_uint), "leafWeight": _optional(_uint),
+        "weightDevice": lambda v, p: _list(v, p, _typed_dict({
+            "major": _int, "minor": _int, "weight": _optional(_uint),
+            "leafWeight": _optional(_uint)})),
+    } | dict.fromkeys(
+        ("throttleReadBpsDevice", "throttleWriteBpsDevice", "throttleReadIOPSDevice",
+         "throttleWriteIOPSDevice"),
+        lambda v, p: _list(v, p, _typed_dict({"major": _int, "minor": _int, "rate": _uint})))),
+    "hugepageLimits": lambda v, p: _list(v, p, _typed_dict({"pageSize": _str, "limit": _uint})),
+    "network": _typed_dict({
+        "classID": _optional(_uint),
+        "priorities": lambda v, p: _list(v, p, _typed_dict({"name": _str, "priority": _uint})),
+    }),
+    "rdma": lambda v, p: [_typed_dict({"hcaHandles": _optional(_uint),
+                                       "hcaObjects": _optional(_uint)})(item, f"{p}/{key(k)}")
+                          for k, item in _expect(v, dict, p).items()],
+    "unified": _strmap,
 })
 
 

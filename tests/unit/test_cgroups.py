@@ -10,6 +10,7 @@ file the driver touches is pre-created and every write is recorded through a pat
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Any
@@ -98,109 +99,155 @@ def test_paths(tree: FakeTree) -> None:
     assert d.paths() == tree.dirs  # a copy
 
 
-def test_memory(tree: FakeTree) -> None:
-    driver(tree).apply({"memory": {"limit": 1 << 30, "reservation": 1 << 29,
-                                   "swap": 2 << 30, "swappiness": 10}})
-    assert tree.writes == [
-        ("memory/c1/memory.limit_in_bytes", str(1 << 30)),
-        ("memory/c1/memory.soft_limit_in_bytes", str(1 << 29)),
-        ("memory/c1/memory.memsw.limit_in_bytes", str(2 << 30)),
-        ("memory/c1/memory.swappiness", "10"),
+def mapped(resources: dict[str, Any], module: Any = v1) -> list[tuple[str, str, str]]:
+    """The (controller, file, value) writes a driver module maps resources to."""
+    return [(s.controller, s.file, s.value) for s in module.settings(resources)]
+
+
+def test_memory() -> None:
+    assert mapped({"memory": {"limit": 1 << 30, "reservation": 1 << 29, "swap": 2 << 30,
+                              "swappiness": 10, "kernel": 1 << 20, "kernelTCP": 1 << 19,
+                              "disableOOMKiller": True, "useHierarchy": True}}) == [
+        ("memory", "memory.limit_in_bytes", str(1 << 30)),
+        ("memory", "memory.memsw.limit_in_bytes", str(2 << 30)),
+        ("memory", "memory.soft_limit_in_bytes", str(1 << 29)),
+        ("memory", "memory.kmem.limit_in_bytes", str(1 << 20)),
+        ("memory", "memory.kmem.tcp.limit_in_bytes", str(1 << 19)),
+        ("memory", "memory.swappiness", "10"),
+        ("memory", "memory.oom_control", "1"),
+        ("memory", "memory.use_hierarchy", "1"),
     ]
 
 
-def test_memory_disable_oom_killer(tree: FakeTree) -> None:
-    driver(tree).apply({"memory": {"disableOOMKiller": True}})
-    assert tree.writes == [("memory/c1/memory.oom_control", "1")]
-    tree.writes.clear()
-    driver(tree).apply({"memory": {"disableOOMKiller": False}})
-    assert tree.writes == []
+def test_memory_zero_means_unset_as_in_runc() -> None:
+    assert mapped({"memory": {"limit": 0, "swap": 0, "reservation": 0,
+                              "disableOOMKiller": False, "swappiness": -1}}) == []
 
 
-def test_memory_limit_minus_one(tree: FakeTree) -> None:
-    driver(tree).apply({"memory": {"limit": -1}})
-    assert tree.writes == [("memory/c1/memory.limit_in_bytes", "-1")]
+def test_memory_unlimited_also_unlimits_swap_where_counted() -> None:
+    settings = v1.settings({"memory": {"limit": -1}})
+    assert [(s.file, s.value, s.optional) for s in settings] == [
+        ("memory.limit_in_bytes", "-1", False), ("memory.memsw.limit_in_bytes", "-1", True)]
 
 
-def test_memory_swap_without_memsw_file_is_a_config_error(tree: FakeTree) -> None:
-    os.unlink(os.path.join(tree.dirs["memory"], "memory.memsw.limit_in_bytes"))
+def test_memory_swappiness_range() -> None:
     with pytest.raises(ConfigError) as info:
-        driver(tree).apply({"memory": {"swap": 100}})
-    assert info.value.what == "/linux/resources/memory/swap"
-    assert "memory.memsw.limit_in_bytes" in info.value.why
+        v1.settings({"memory": {"swappiness": 101}})
+    assert info.value.what == "/linux/resources/memory/swappiness"
 
 
-def test_memory_unknown_key(tree: FakeTree) -> None:
+def test_cpu() -> None:
+    assert mapped({"cpu": {"shares": 512, "quota": 50000, "period": 100000, "burst": 0,
+                           "realtimePeriod": 1000000, "realtimeRuntime": 950000,
+                           "cpus": "0-1", "mems": "0", "idle": 1}}) == [
+        ("cpu", "cpu.shares", "512"),
+        ("cpu", "cpu.cfs_period_us", "100000"),
+        ("cpu", "cpu.cfs_quota_us", "50000"),
+        ("cpu", "cpu.rt_period_us", "1000000"),
+        ("cpu", "cpu.rt_runtime_us", "950000"),
+        ("cpuset", "cpuset.cpus", "0-1"),
+        ("cpuset", "cpuset.mems", "0"),
+        ("cpu", "cpu.cfs_burst_us", "0"),
+        ("cpu", "cpu.idle", "1"),
+    ]
+    assert v1.settings({"cpu": {"shares": 2}})[0].verify  # the kernel clamps shares
+
+
+def test_cpu_empty_and_zero_are_not_written() -> None:
+    assert mapped({"cpu": {"cpus": "", "mems": "", "shares": 0, "quota": 0}}) == []
+
+
+def test_block_io() -> None:
+    assert mapped({"blockIO": {
+        "weight": 500, "leafWeight": 300,
+        "weightDevice": [{"major": 8, "minor": 0, "weight": 600, "leafWeight": 200}],
+        "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}],
+        "throttleWriteBpsDevice": [{"major": 8, "minor": 16, "rate": 2097152}],
+        "throttleReadIOPSDevice": [{"major": 8, "minor": 0, "rate": 100}],
+        "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 200}],
+    }}) == [
+        ("blkio", "blkio.weight", "500"),
+        ("blkio", "blkio.leaf_weight", "300"),
+        ("blkio", "blkio.weight_device", "8:0 600"),
+        ("blkio", "blkio.leaf_weight_device", "8:0 200"),
+        ("blkio", "blkio.throttle.read_bps_device", "8:0 1048576"),
+        ("blkio", "blkio.throttle.write_bps_device", "8:16 2097152"),
+        ("blkio", "blkio.throttle.read_iops_device", "8:0 100"),
+        ("blkio", "blkio.throttle.write_iops_device", "8:0 200"),
+    ]
+    weight = v1.settings({"blockIO": {"weight": 500}})[0]
+    assert weight.fallback == ("blkio.bfq.weight", "500")  # kernels with only BFQ
+
+
+def test_block_io_device_needs_major_and_minor() -> None:
     with pytest.raises(ConfigError) as info:
-        driver(tree).apply({"memory": {"limit": 1, "bogus": 2}})
-    assert info.value.what == "/linux/resources/memory/bogus"
+        v1.settings({"blockIO": {"throttleReadBpsDevice": [{"major": 8, "rate": 1}]}})
+    assert info.value.what == "/linux/resources/blockIO/throttleReadBpsDevice/0/minor"
 
 
-def test_cpu(tree: FakeTree) -> None:
-    driver(tree).apply({"cpu": {"shares": 512, "quota": 50000, "period": 100000,
-                                "cpus": "0-1", "mems": "0"}})
-    assert tree.writes == [
-        ("cpu,cpuacct/c1/cpu.shares", "512"),
-        ("cpu,cpuacct/c1/cpu.cfs_period_us", "100000"),
-        ("cpu,cpuacct/c1/cpu.cfs_quota_us", "50000"),
-        ("cpuset/c1/cpuset.cpus", "0-1"),
-        ("cpuset/c1/cpuset.mems", "0"),
+def test_hugepages_network_rdma() -> None:
+    assert mapped({"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
+                   "network": {"classID": 1048577,
+                               "priorities": [{"name": "lo", "priority": 2}]},
+                   "rdma": {"mlx5_1": {"hcaHandles": 3, "hcaObjects": 10000}}}) == [
+        ("hugetlb", "hugetlb.2MB.limit_in_bytes", "4194304"),
+        ("hugetlb", "hugetlb.2MB.rsvd.limit_in_bytes", "4194304"),
+        ("net_cls", "net_cls.classid", "1048577"),
+        ("net_prio", "net_prio.ifpriomap", "lo 2"),
+        ("rdma", "rdma.max", "mlx5_1 hca_handle=3 hca_object=10000"),
     ]
 
 
-def test_cpu_empty_cpus_is_not_written(tree: FakeTree) -> None:
-    driver(tree).apply({"cpu": {"cpus": "", "shares": 2}})
-    assert tree.writes == [("cpu,cpuacct/c1/cpu.shares", "2")]
+def test_unified_on_v1_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="cgroup v2") as info:
+        v1.settings({"unified": {"memory.high": "1"}})
+    assert info.value.what == "/linux/resources/unified"
+    assert v1.settings({"unified": {}}) == []
 
 
-def test_cpu_realtime_is_refused(tree: FakeTree) -> None:
+def test_missing_controller_is_refused(tree: FakeTree) -> None:
     with pytest.raises(ConfigError) as info:
-        driver(tree).apply({"cpu": {"realtimeRuntime": 1000}})
-    assert info.value.what == "/linux/resources/cpu/realtimeRuntime"
-
-
-def test_cpus_without_cpuset_hierarchy(tree: FakeTree) -> None:
-    with pytest.raises(ConfigError) as info:
-        driver(tree, "cpu,cpuacct", "memory").apply({"cpu": {"cpus": "0"}})
+        driver(tree, "cpu,cpuacct", "memory").check({"cpu": {"cpus": "0"}})
     assert info.value.what == "/linux/resources/cpu/cpus"
     assert "no cpuset" in info.value.why
+    with pytest.raises(ConfigError, match="no hugetlb"):
+        driver(tree).check({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]})
 
 
-@pytest.mark.parametrize("limit,expected", [(100, "100"), (1, "1"), (0, "max"), (-1, "max")])
-def test_pids(tree: FakeTree, limit: int, expected: str) -> None:
-    driver(tree).apply({"pids": {"limit": limit}})
-    assert tree.writes == [("pids/c1/pids.max", expected)]
+@pytest.mark.parametrize("limit,expected", [(100, "100"), (1, "1"), (-1, "max")])
+def test_pids(limit: int, expected: str) -> None:
+    assert mapped({"pids": {"limit": limit}}) == [("pids", "pids.max", expected)]
+    assert mapped({"pids": {"limit": limit}}, v2) == [("pids", "pids.max", expected)]
+    assert mapped({"pids": {"limit": 0}}) == []  # unset, as runc 1.1
 
 
 def test_pids_without_pids_hierarchy(tree: FakeTree) -> None:
     with pytest.raises(ConfigError) as info:
-        driver(tree, "memory").apply({"pids": {"limit": 10}})
+        driver(tree, "memory").check({"pids": {"limit": 10}})
     assert info.value.what == "/linux/resources/pids/limit"
 
 
-def test_devices(tree: FakeTree) -> None:
-    driver(tree).apply({"devices": [
+def test_devices() -> None:
+    rules = mapped({"devices": [
         {"allow": False, "access": "rwm"},
         {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"},
         {"allow": True, "type": "b", "major": 8, "access": "r"},
         {"allow": False, "type": "c", "minor": 5},
         {"allow": True, "type": "a"},
     ]})
-    allowed = "devices/c1/devices.allow"
-    denied = "devices/c1/devices.deny"
-    assert tree.writes == [
-        (denied, "a"),
-        (allowed, "c 1:3 rw"),
-        (allowed, "b 8:* r"),
-        (denied, "c *:5 rwm"),
-        (allowed, "a"),
-        *[(allowed, rule) for rule in DEFAULTS],
+    allow, deny = ("devices", "devices.allow"), ("devices", "devices.deny")
+    assert rules == [
+        (*deny, "a"),
+        (*allow, "c 1:3 rw"),
+        (*allow, "b 8:* r"),
+        (*deny, "c *:5 rwm"),
+        (*allow, "a"),
+        *[(*allow, rule) for rule in DEFAULTS],
     ]
 
 
-def test_devices_defaults_always_appended(tree: FakeTree) -> None:
-    driver(tree).apply({"devices": []})
-    assert [v for _, v in tree.writes] == list(DEFAULTS)
+def test_devices_defaults_always_appended() -> None:
+    assert [value for _, _, value in mapped({"devices": []})] == DEFAULTS
     assert "c 1:3 rwm" in DEFAULTS  # /dev/null
     assert "c 136:* rwm" in DEFAULTS  # ptys
 
@@ -209,43 +256,40 @@ def test_devices_defaults_always_appended(tree: FakeTree) -> None:
     ({"allow": True, "type": "x"}, "/linux/resources/devices/0/type"),
     ({"allow": True, "type": "c", "access": "rwx"}, "/linux/resources/devices/0/access"),
 ])
-def test_bad_device_rule(tree: FakeTree, rule: dict[str, Any], ptr: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        driver(tree).apply({"devices": [rule]})
-    assert info.value.what == ptr
+def test_bad_device_rule(rule: dict[str, Any], ptr: str) -> None:
+    for driver_ in (v1.CgroupV1({"devices": "/nonexistent"}), v2.CgroupV2("/nonexistent")):
+        with pytest.raises(ConfigError) as info:
+            driver_.check({"devices": [rule]})
+        assert info.value.what == ptr
 
 
 def test_devices_without_devices_hierarchy(tree: FakeTree) -> None:
     with pytest.raises(ConfigError) as info:
-        driver(tree, "memory").apply({"devices": [{"allow": False}]})
+        driver(tree, "memory").check({"devices": [{"allow": False}]})
     assert info.value.what == "/linux/resources/devices"
 
 
-def test_null_resource_is_skipped(tree: FakeTree) -> None:
-    driver(tree).apply({"memory": None, "pids": None})
-    assert tree.writes == []
+def test_null_resource_is_skipped() -> None:
+    assert mapped({"memory": None, "pids": None}) == []
 
 
-def test_everything_in_one_go(tree: FakeTree) -> None:
-    driver(tree).apply({"memory": {"limit": 5}, "cpu": {"shares": 3}, "pids": {"limit": 7},
-                        "devices": [{"allow": False}]})
-    written = dict(tree.writes[:4])
-    assert written == {"memory/c1/memory.limit_in_bytes": "5",
-                       "cpu,cpuacct/c1/cpu.shares": "3", "pids/c1/pids.max": "7",
-                       "devices/c1/devices.deny": "a"}
+def test_apply_writes_into_each_hierarchy(tree: FakeTree) -> None:
+    driver(tree).apply({"memory": {"limit": 5}, "cpu": {"shares": 3}, "pids": {"limit": 7}})
+    assert read_file(tree.dirs["memory"], "memory.limit_in_bytes") == "5"
+    assert read_file(tree.dirs["cpu,cpuacct"], "cpu.shares") == "3"
+    assert read_file(tree.dirs["pids"], "pids.max") == "7"
 
 
-@pytest.mark.parametrize("key,value", [
-    ("blockIO", {"weight": 10}), ("hugepageLimits", [{"pageSize": "2MB", "limit": 1}]),
-    ("network", {"classID": 1}), ("rdma", {"mlx5_1": {"hcaHandles": 3}}),
-    ("unified", {"memory.high": "1"}), ("bogus", {}),
-])
-def test_unsupported_resource_is_refused_not_ignored(tree: FakeTree, key: str,
-                                                     value: Any) -> None:
-    with pytest.raises(ConfigError) as info:
-        driver(tree).apply({"pids": {"limit": 1}, key: value})
-    assert info.value.what == f"/linux/resources/{key}"
-    assert isinstance(info.value, PyrtError)
+def read_file(directory: str, name: str) -> str:
+    return Path(directory, name).read_text()
+
+
+def test_unknown_resource_is_refused_not_ignored() -> None:
+    for module in (v1, v2):
+        with pytest.raises(ConfigError) as info:
+            module.settings({"pids": {"limit": 1}, "bogus": {"x": 1}})
+        assert info.value.what == "/linux/resources/bogus"
+        assert isinstance(info.value, PyrtError)
 
 
 @pytest.mark.parametrize(("resources", "pointer"), [
@@ -331,36 +375,163 @@ def test_destroy(tree: FakeTree) -> None:
     assert not empty.exists()
 
 
-# ---------------------------------------------------------------- v2 driver (same fake)
+# ---------------------------------------------------------------- v2 mapping
+
+def test_v2_memory() -> None:
+    assert mapped({"memory": {"limit": 1 << 30, "swap": 3 << 29, "reservation": 1 << 28}},
+                  v2) == [
+        ("memory", "memory.swap.max", str(1 << 29)),  # v2 counts swap alone
+        ("memory", "memory.max", str(1 << 30)),
+        ("memory", "memory.low", str(1 << 28)),
+    ]
+    assert mapped({"memory": {"limit": -1}}, v2) == [
+        ("memory", "memory.swap.max", "max"), ("memory", "memory.max", "max")]
+    assert mapped({"memory": {"limit": 100, "swap": 100}}, v2) == [
+        ("memory", "memory.swap.max", "0"), ("memory", "memory.max", "100")]
+    assert mapped({"memory": {"limit": 100, "swap": -1}}, v2)[0] == (
+        "memory", "memory.swap.max", "max")
+
+
+@pytest.mark.parametrize("memory,pointer", [
+    ({"swap": 100}, "swap"), ({"limit": 200, "swap": 100}, "swap"),
+    ({"kernel": 1}, "kernel"), ({"kernelTCP": 1}, "kernelTCP"),
+    ({"disableOOMKiller": True}, "disableOOMKiller"), ({"swappiness": 10}, "swappiness"),
+    ({"useHierarchy": False}, "useHierarchy"),
+])
+def test_v2_memory_refused(memory: dict[str, Any], pointer: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        v2.settings({"memory": memory})
+    assert info.value.what == f"/linux/resources/memory/{pointer}"
+
+
+@pytest.mark.parametrize("shares,weight", [(2, 1), (1024, 39), (262144, 10000)])
+def test_v2_cpu_weight(shares: int, weight: int) -> None:
+    assert v2.cpu_weight(shares) == weight
+
+
+def test_v2_cpu() -> None:
+    assert mapped({"cpu": {"shares": 1024, "quota": 50000, "period": 200000, "burst": 1000,
+                           "cpus": "0", "mems": "0", "idle": 0}}, v2) == [
+        ("cpu", "cpu.idle", "0"),
+        ("cpu", "cpu.weight", "39"),
+        ("cpu", "cpu.max", "50000 200000"),
+        ("cpu", "cpu.max.burst", "1000"),
+        ("cpuset", "cpuset.cpus", "0"),
+        ("cpuset", "cpuset.mems", "0"),
+    ]
+    assert mapped({"cpu": {"quota": -1}}, v2) == [("cpu", "cpu.max", "max 100000")]
+    assert mapped({"cpu": {"period": 50000}}, v2) == [("cpu", "cpu.max", "max 50000")]
+    with pytest.raises(ConfigError) as info:
+        v2.settings({"cpu": {"realtimeRuntime": 1}})
+    assert info.value.what == "/linux/resources/cpu/realtimeRuntime"
+
+
+def test_v2_io() -> None:
+    settings = v2.settings({"blockIO": {
+        "weight": 500, "weightDevice": [{"major": 8, "minor": 0, "weight": 100}],
+        "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}],
+        "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 10}]}})
+    assert [(s.file, s.value, s.fallback) for s in settings] == [
+        ("io.bfq.weight", "500", ("io.weight", str(v2.io_weight(500)))),
+        ("io.bfq.weight", "8:0 100", ("io.weight", f"8:0 {v2.io_weight(100)}")),
+        ("io.max", "8:0 rbps=1048576", None),
+        ("io.max", "8:0 wiops=10", None),
+    ]
+    assert v2.io_weight(10) == 1 and v2.io_weight(1000) == 10000
+    with pytest.raises(ConfigError):
+        v2.settings({"blockIO": {"leafWeight": 10}})
+
+
+def test_v2_hugetlb_rdma_unified_network() -> None:
+    assert mapped({"hugepageLimits": [{"pageSize": "1GB", "limit": 0}],
+                   "rdma": {"mlx4_0": {"hcaObjects": 7}},
+                   "unified": {"memory.high": "1G", "cgroup.max.depth": "3"}}, v2) == [
+        ("hugetlb", "hugetlb.1GB.max", "0"),
+        ("hugetlb", "hugetlb.1GB.rsvd.max", "0"),
+        ("rdma", "rdma.max", "mlx4_0 hca_object=7"),
+        ("memory", "memory.high", "1G"),
+        ("cgroup", "cgroup.max.depth", "3"),
+    ]
+    with pytest.raises(ConfigError) as info:
+        v2.settings({"network": {"classID": 1}})
+    assert info.value.what == "/linux/resources/network"
+    for bad in ("../memory.max", "nodot", ".x"):
+        with pytest.raises(ConfigError, match="CONTROLLER.PARAMETER"):
+            v2.settings({"unified": {bad: "1"}})
+
+
+def test_v2_devices_are_not_files() -> None:
+    assert v2.settings({"devices": [{"allow": False}]}) == []
+
+
+# ---------------------------------------------------------------- writing settings
 
 @pytest.fixture
-def v2_dir(tree: FakeTree) -> str:
-    path = tree.top / "unified" / "c1"
-    path.mkdir(parents=True)
-    for name in ("pids.max", "memory.max", "cgroup.procs"):
-        (path / name).write_text("")
-    return str(path)
+def cg(tmp_path: Path) -> Path:
+    for name in ("a", "b", "clamped"):
+        (tmp_path / name).write_text("")
+    return tmp_path
 
 
-def test_v2_pids_and_memory(tree: FakeTree, v2_dir: str) -> None:
-    v2.CgroupV2(v2_dir).apply({"pids": {"limit": 0}, "memory": {"limit": 4096}})
-    assert tree.writes == [("unified/c1/pids.max", "max"), ("unified/c1/memory.max", "4096")]
-
-
-@pytest.mark.parametrize("key,value", [("cpu", {"shares": 2}), ("memory", {"swap": 1}),
-                                       ("blockIO", {"weight": 10})])
-def test_v2_unsupported(tree: FakeTree, v2_dir: str, key: str, value: Any) -> None:
+def test_write_settings_missing_file(cg: Path) -> None:
+    base.write_settings([(str(cg), base.Setting("x", "a", 1, "/p/a")),
+                         (str(cg), base.Setting("x", "gone", 2, "/p/gone", optional=True))])
+    assert read_file(str(cg), "a") == "1"
     with pytest.raises(ConfigError) as info:
-        v2.CgroupV2(v2_dir).apply({key: value})
-    assert info.value.what == f"/linux/resources/{key}"
+        base.write_settings([(str(cg), base.Setting("x", "gone", 2, "/p/gone"))])
+    assert info.value.what == "/p/gone"
+    assert "no gone" in info.value.why
+
+
+def test_write_settings_fallback(cg: Path) -> None:
+    base.write_settings([(str(cg), base.Setting("x", "gone", 1, "/p", fallback=("b", "9")))])
+    assert read_file(str(cg), "b") == "9"
+
+
+def test_write_settings_retries_einval_after_the_rest(
+        cg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel checks pairs (limit <= memsw): a write refused with EINVAL goes last."""
+    order = []
+    real_write = os.write
+
+    def kernel_like_write(fd: int, data: bytes) -> int:
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        if name == "a" and "b" not in order:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        order.append(name)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(base.os, "write", kernel_like_write)
+    base.write_settings([(str(cg), base.Setting("x", "a", 1, "/p/a")),
+                         (str(cg), base.Setting("x", "b", 2, "/p/b"))])
+    assert order == ["b", "a"]
+
+
+def test_write_settings_einval_twice_is_an_error(
+        cg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(fd: int, data: bytes) -> int:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(base.os, "write", refuse)
+    with pytest.raises(PyrtError) as info:
+        base.write_settings([(str(cg), base.Setting("x", "a", 1, "/p/a"))])
+    assert info.value.what == "/p/a"
+    assert "Invalid argument" in info.value.why
+
+
+def test_write_settings_verify(cg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "read", lambda path: "262144\n")  # the kernel clamped it
+    with pytest.raises(PyrtError, match="262144, not 999999"):
+        base.write_settings([(str(cg), base.Setting("x", "clamped", 999999, "/p",
+                                                    verify=True))])
 
 
 def test_check_refuses_before_anything_is_written(tree: FakeTree) -> None:
     """check() (run before the container exists) refuses what apply() would, writing nothing."""
     with pytest.raises(ConfigError) as info:
         driver(tree).check({"pids": {"limit": 1}, "blockIO": {"weight": 10}})
-    assert info.value.what == "/linux/resources/blockIO"
-    with pytest.raises(ConfigError, match="cgroup v2") as info:
+    assert info.value.what == "/linux/resources/blockIO/weight"
+    with pytest.raises(ConfigError, match="cgroup v2"):
         driver(tree).check({"unified": {"memory.high": "1"}})
     driver(tree).check({"memory": {"limit": 5}, "devices": [{"allow": False}]})
     assert tree.writes == []

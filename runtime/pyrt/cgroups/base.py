@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 
-from pyrt.errors import PyrtError
+from pyrt.errors import ConfigError, PyrtError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,6 +54,77 @@ def rmdir(path: str) -> None:
     raise PyrtError(f"cgroup {path}", "still busy")
 
 
+class Setting:
+    """One value for one cgroup file, and the config field it comes from.
+
+    `controller` names the v1 hierarchy (on v2 it names the controller that must be
+    enabled); `optional` settings are skipped when the file does not exist (as runc does);
+    `fallback` is a second (file, value) tried when `file` does not exist; `verify` reads
+    the value back, for files the kernel silently clamps.
+    """
+
+    __slots__ = ("controller", "fallback", "file", "optional", "pointer", "value", "verify")
+
+    def __init__(self, controller: str, file: str, value: object, pointer: str, *,
+                 optional: bool = False, fallback: tuple[str, str] | None = None,
+                 verify: bool = False) -> None:
+        self.controller = controller
+        self.file = file
+        self.value = str(value)
+        self.pointer = pointer
+        self.optional = optional
+        self.fallback = fallback
+        self.verify = verify
+
+    def __repr__(self) -> str:
+        return f"Setting({self.controller!r}, {self.file!r}, {self.value!r}, {self.pointer!r})"
+
+
+def write_settings(settings: list[tuple[str, Setting]]) -> None:
+    """Write (directory, setting) pairs in order.
+
+    A write the kernel refuses with EINVAL is retried once after the others: the kernel
+    checks some pairs against each other (memory limit <= memory+swap limit, cfs quota
+    against period, rt runtime against period), so the right order depends on the values
+    already there.
+    """
+    retry = []
+    for path, setting in settings:
+        if _write_setting(path, setting, retry_einval=True) is False:
+            retry.append((path, setting))
+    for path, setting in retry:
+        _write_setting(path, setting, retry_einval=False)
+
+
+def _write_setting(path: str, setting: Setting, retry_einval: bool) -> bool:
+    name, value = setting.file, setting.value
+    if setting.fallback and not os.path.exists(f"{path}/{name}"):
+        name, value = setting.fallback
+    target = f"{path}/{name}"
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if setting.optional:
+            return True
+        raise ConfigError(setting.pointer, f"this host's cgroup has no {name}") from None
+    except OSError as e:
+        raise PyrtError(f"cgroup {target}", e.strerror or str(e)) from None
+    try:
+        os.write(fd, value.encode())
+    except OSError as e:
+        if e.errno == errno.EINVAL and retry_einval:
+            return False
+        raise PyrtError(setting.pointer,
+                        f"cannot write {value!r} to {name}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    if setting.verify:
+        got = read(target).strip()
+        if got != value:
+            raise PyrtError(setting.pointer, f"the kernel set {name} to {got}, not {value}")
+    return True
+
+
 class Cgroup:
     """One container's cgroup, across every hierarchy the host mounts."""
 
@@ -64,12 +136,21 @@ class Cgroup:
         """Make the directories; refuse a cgroup that already holds processes."""
         raise NotImplementedError
 
+    def settings(self, resources: dict[str, Any]) -> list[Setting]:
+        """linux.resources as cgroup file writes, in order; a resource this driver cannot
+        honour is a ConfigError."""
+        raise NotImplementedError
+
     def check(self, resources: dict[str, Any]) -> None:
         """Raise the ConfigError apply() would, as far as it is known before create()."""
         raise NotImplementedError
 
     def apply(self, resources: dict[str, Any]) -> None:
         """Write linux.resources; any resource the driver cannot honour is an error."""
+        raise NotImplementedError
+
+    def memory_usage(self) -> int:
+        """Bytes the cgroup uses now (for memory.checkBeforeUpdate)."""
         raise NotImplementedError
 
     def add(self, pid: int) -> None:
@@ -86,5 +167,70 @@ class Cgroup:
         """Freeze (pause) or thaw (resume) every process, returning once it is done."""
         raise NotImplementedError
 
+    def stats(self) -> dict[str, Any]:
+        """The cgroup's statistics in the shape of runc's `events` data."""
+        raise NotImplementedError
+
+    def oom_events(self) -> OomWatch:
+        """A watch that tells when the kernel OOM-killed in this cgroup."""
+        raise NotImplementedError
+
+    def exists(self) -> bool:
+        raise NotImplementedError
+
     def destroy(self) -> None:
         raise NotImplementedError
+
+
+class OomWatch:
+    """An fd to poll for OOM events, and a way to count the ones that happened."""
+
+    poll_events = 1  # POLLIN
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def consume(self) -> int:
+        """How many OOM events happened since the last call (called once fd is readable)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def need(item: dict[str, Any], name: str, ptr: str) -> Any:
+    """A required field of a resource entry (the typed parse checks only types)."""
+    value = item.get(name)
+    if value is None:
+        raise ConfigError(f"{ptr}/{name}", "is required")
+    return value
+
+
+def read_int(path: str, default: int = 0) -> int:
+    """An integer cgroup file ("max" reads as the largest uint64, as runc reports it)."""
+    try:
+        text = read(path).strip()
+    except OSError:
+        return default
+    if text == "max":
+        return 2**64 - 1
+    try:
+        return int(text)
+    except ValueError:
+        return default
+
+
+def read_keyed(path: str) -> dict[str, int]:
+    """A flat-keyed file (`name value` per line) such as memory.stat or cpu.stat."""
+    result: dict[str, int] = {}
+    try:
+        text = read(path)
+    except OSError:
+        return result
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        try:
+            result[name] = int(value)
+        except ValueError:
+            continue
+    return result

@@ -1,4 +1,8 @@
-"""cgroup v1 driver (cgroupfs): one directory per mounted hierarchy."""
+"""cgroup v1 driver (cgroupfs): one directory per mounted hierarchy.
+
+linux.resources map onto the files runc writes; as in runc, 0 (or an empty string) means
+"not set" for the limits whose zero would make no sense.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,190 @@ import os
 import time
 
 from pyrt.cgroups import device_rules
-from pyrt.cgroups.base import Cgroup, read, read_pids, rmdir, write
+from pyrt.cgroups.base import (
+    Cgroup,
+    OomWatch,
+    Setting,
+    need,
+    read,
+    read_int,
+    read_keyed,
+    read_pids,
+    rmdir,
+    write,
+    write_settings,
+)
 from pyrt.errors import ConfigError, PyrtError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+USER_HZ = 100  # the unit of cpuacct.stat
+
+
+# ---------------------------------------------------------------- resources -> files
+
+def _memory(mem: dict[str, Any], ptr: str) -> list[Setting]:
+    out = []
+    limit, swap = mem.get("limit"), mem.get("swap")
+    if limit:
+        out.append(Setting("memory", "memory.limit_in_bytes", limit, f"{ptr}/limit"))
+    if swap:
+        out.append(Setting("memory", "memory.memsw.limit_in_bytes", swap, f"{ptr}/swap"))
+    elif limit == -1:  # as runc: unlimited memory means unlimited swap, where swap is counted
+        out.append(Setting("memory", "memory.memsw.limit_in_bytes", -1, f"{ptr}/limit",
+                           optional=True))
+    files = {"reservation": "memory.soft_limit_in_bytes", "kernel": "memory.kmem.limit_in_bytes",
+             "kernelTCP": "memory.kmem.tcp.limit_in_bytes"}
+    for key, name in files.items():
+        if mem.get(key):
+            out.append(Setting("memory", name, mem[key], f"{ptr}/{key}"))
+    swappiness = mem.get("swappiness")
+    if swappiness is not None and swappiness != -1:
+        if not 0 <= swappiness <= 100:
+            raise ConfigError(f"{ptr}/swappiness", "must be between 0 and 100")
+        out.append(Setting("memory", "memory.swappiness", swappiness, f"{ptr}/swappiness"))
+    if mem.get("disableOOMKiller"):
+        out.append(Setting("memory", "memory.oom_control", 1, f"{ptr}/disableOOMKiller"))
+    if mem.get("useHierarchy") is not None:
+        out.append(Setting("memory", "memory.use_hierarchy", int(mem["useHierarchy"]),
+                           f"{ptr}/useHierarchy"))
+    return out
+
+
+def _cpu(cpu: dict[str, Any], ptr: str) -> list[Setting]:
+    out = []
+    if cpu.get("shares"):
+        out.append(Setting("cpu", "cpu.shares", cpu["shares"], f"{ptr}/shares", verify=True))
+    files = (("period", "cpu", "cpu.cfs_period_us"), ("quota", "cpu", "cpu.cfs_quota_us"),
+             ("realtimePeriod", "cpu", "cpu.rt_period_us"),
+             ("realtimeRuntime", "cpu", "cpu.rt_runtime_us"),
+             ("cpus", "cpuset", "cpuset.cpus"), ("mems", "cpuset", "cpuset.mems"))
+    for key, controller, name in files:
+        if cpu.get(key):
+            out.append(Setting(controller, name, cpu[key], f"{ptr}/{key}"))
+    if cpu.get("burst") is not None:
+        out.append(Setting("cpu", "cpu.cfs_burst_us", cpu["burst"], f"{ptr}/burst"))
+    if cpu.get("idle") is not None:
+        out.append(Setting("cpu", "cpu.idle", cpu["idle"], f"{ptr}/idle"))
+    return out
+
+
+def pids_max(limit: int) -> str:
+    return "max" if limit < 0 else str(limit)
+
+
+def _pids(pids: dict[str, Any], ptr: str) -> list[Setting]:
+    if not pids.get("limit"):
+        return []
+    return [Setting("pids", "pids.max", pids_max(pids["limit"]), f"{ptr}/limit")]
+
+
+THROTTLE_FILES = {
+    "throttleReadBpsDevice": "blkio.throttle.read_bps_device",
+    "throttleWriteBpsDevice": "blkio.throttle.write_bps_device",
+    "throttleReadIOPSDevice": "blkio.throttle.read_iops_device",
+    "throttleWriteIOPSDevice": "blkio.throttle.write_iops_device",
+}
+
+
+def _block_io(blkio: dict[str, Any], ptr: str) -> list[Setting]:
+    out = []
+    if blkio.get("weight"):
+        out.append(Setting("blkio", "blkio.weight", blkio["weight"], f"{ptr}/weight",
+                           fallback=("blkio.bfq.weight", str(blkio["weight"]))))
+    if blkio.get("leafWeight"):
+        out.append(Setting("blkio", "blkio.leaf_weight", blkio["leafWeight"],
+                           f"{ptr}/leafWeight"))
+    for i, dev in enumerate(blkio.get("weightDevice") or ()):
+        p = f"{ptr}/weightDevice/{i}"
+        device = f"{need(dev, 'major', p)}:{need(dev, 'minor', p)}"
+        if dev.get("weight"):
+            value = f"{device} {dev['weight']}"
+            out.append(Setting("blkio", "blkio.weight_device", value, p,
+                               fallback=("blkio.bfq.weight_device", value)))
+        if dev.get("leafWeight"):
+            out.append(Setting("blkio", "blkio.leaf_weight_device",
+                               f"{device} {dev['leafWeight']}", p))
+    for key, name in THROTTLE_FILES.items():
+        for i, dev in enumerate(blkio.get(key) or ()):
+            p = f"{ptr}/{key}/{i}"
+            value = f"{need(dev, 'major', p)}:{need(dev, 'minor', p)} {need(dev, 'rate', p)}"
+            out.append(Setting("blkio", name, value, p))
+    return out
+
+
+def _hugepages(limits: list[dict[str, Any]], ptr: str) -> list[Setting]:
+    out = []
+    for i, item in enumerate(limits):
+        p = f"{ptr}/{i}"
+        size, limit = need(item, "pageSize", p), need(item, "limit", p)
+        out.append(Setting("hugetlb", f"hugetlb.{size}.limit_in_bytes", limit, p))
+        out.append(Setting("hugetlb", f"hugetlb.{size}.rsvd.limit_in_bytes", limit, p,
+                           optional=True))
+    return out
+
+
+def _network(net: dict[str, Any], ptr: str) -> list[Setting]:
+    out = []
+    if net.get("classID") is not None:
+        out.append(Setting("net_cls", "net_cls.classid", net["classID"], f"{ptr}/classID"))
+    for i, prio in enumerate(net.get("priorities") or ()):
+        p = f"{ptr}/priorities/{i}"
+        out.append(Setting("net_prio", "net_prio.ifpriomap",
+                           f"{need(prio, 'name', p)} {need(prio, 'priority', p)}", p))
+    return out
+
+
+def rdma_line(device: str, limits: dict[str, Any]) -> str:
+    text = device
+    if limits.get("hcaHandles") is not None:
+        text += f" hca_handle={limits['hcaHandles']}"
+    if limits.get("hcaObjects") is not None:
+        text += f" hca_object={limits['hcaObjects']}"
+    return text
+
+
+def _rdma(rdma: dict[str, Any], ptr: str) -> list[Setting]:
+    return [Setting("rdma", "rdma.max", rdma_line(device, limits), f"{ptr}/{device}")
+            for device, limits in rdma.items()]
+
+
+def _devices(rules: list[dict[str, Any]], ptr: str) -> list[Setting]:
+    return [Setting("devices", "devices.allow" if rule.allow else "devices.deny",
+                    rule.v1_text(), ptr)
+            for rule in device_rules.parse(rules, ptr)]
+
+
+def _unified(unified: dict[str, str], ptr: str) -> list[Setting]:
+    if unified:
+        raise ConfigError(ptr, "needs cgroup v2, and this host's controllers are on v1")
+    return []
+
+
+SECTIONS: dict[str, Callable[[Any, str], list[Setting]]] = {
+    "memory": _memory, "cpu": _cpu, "pids": _pids, "blockIO": _block_io,
+    "hugepageLimits": _hugepages, "network": _network, "rdma": _rdma, "devices": _devices,
+    "unified": _unified,
+}
+
+
+def settings(resources: dict[str, Any]) -> list[Setting]:
+    """linux.resources as v1 cgroup file writes, in order."""
+    out: list[Setting] = []
+    for key, value in resources.items():
+        if value is None:
+            continue
+        mapper = SECTIONS.get(key)
+        if mapper is None:
+            raise ConfigError(f"/linux/resources/{key}", "not supported by pyrt")
+        out += mapper(value, f"/linux/resources/{key}")
+    return out
+
+
+# ---------------------------------------------------------------- the driver
 
 class CgroupV1(Cgroup):
     def __init__(self, dirs: dict[str, str]) -> None:
@@ -47,6 +229,29 @@ class CgroupV1(Cgroup):
             if not read(f"{path}/{name}").strip():
                 write(f"{path}/{name}", read(f"{parent}/{name}").strip())
 
+    def settings(self, resources: dict[str, Any]) -> list[Setting]:
+        return settings(resources)
+
+    def _placed(self, resources: dict[str, Any]) -> list[tuple[str, Setting]]:
+        placed = []
+        for setting in settings(resources):
+            path = self._dir(setting.controller)
+            if path is None:
+                raise ConfigError(setting.pointer,
+                                  f"the host has no {setting.controller} cgroup controller")
+            placed.append((path, setting))
+        return placed
+
+    def check(self, resources: dict[str, Any]) -> None:
+        self._placed(resources)
+
+    def apply(self, resources: dict[str, Any]) -> None:
+        write_settings(self._placed(resources))
+
+    def memory_usage(self) -> int:
+        path = self._dir("memory")
+        return read_int(f"{path}/memory.usage_in_bytes") if path else 0
+
     def add(self, pid: int) -> None:
         for path in self.dirs.values():
             write(f"{path}/cgroup.procs", str(pid))
@@ -71,79 +276,121 @@ class CgroupV1(Cgroup):
             time.sleep(0.001)
         raise PyrtError(f"cgroup {path}", f"did not become {want}")
 
+    def exists(self) -> bool:
+        return any(os.path.isdir(path) for path in self.dirs.values())
+
     def destroy(self) -> None:
         for path in self.dirs.values():
             rmdir(path)
 
-    # ------------------------------------------------------------ resources
+    # ------------------------------------------------------------ statistics
 
-    _dry_run = False
+    def stats(self) -> dict[str, Any]:
+        return {"cpu": self._cpu_stats(), "memory": self._memory_stats(),
+                "pids": self._pids_stats(), "blkio": self._blkio_stats(),
+                "hugetlb": self._hugetlb_stats()}
 
-    def check(self, resources: dict[str, Any]) -> None:
-        """Everything apply() would refuse that can be known before the cgroup exists."""
-        self._dry_run = True
-        try:
-            self.apply(resources)
-        finally:
-            self._dry_run = False
+    def _cpu_stats(self) -> dict[str, Any]:
+        usage: dict[str, Any] = {}
+        acct = self._dir("cpuacct")
+        if acct:
+            usage["total"] = read_int(f"{acct}/cpuacct.usage")
+            for key, name in (("percpu", "usage_percpu"), ("percpu_kernel", "usage_percpu_sys"),
+                              ("percpu_user", "usage_percpu_user")):
+                try:
+                    usage[key] = [int(x) for x in read(f"{acct}/cpuacct.{name}").split()]
+                except OSError:
+                    pass
+            ticks = read_keyed(f"{acct}/cpuacct.stat")
+            usage["kernel"] = ticks.get("system", 0) * (1_000_000_000 // USER_HZ)
+            usage["user"] = ticks.get("user", 0) * (1_000_000_000 // USER_HZ)
+        cpu_dir = self._dir("cpu")
+        stat = read_keyed(f"{cpu_dir}/cpu.stat") if cpu_dir else {}
+        throttling = {"periods": stat.get("nr_periods", 0),
+                      "throttledPeriods": stat.get("nr_throttled", 0),
+                      "throttledTime": stat.get("throttled_time", 0)}
+        return {"usage": usage, "throttling": throttling}
 
-    def apply(self, resources: dict[str, Any]) -> None:
-        for key, value in resources.items():
-            handler = getattr(self, f"_apply_{key}", None)
-            if key == "unified" and value:
-                raise ConfigError("/linux/resources/unified", "needs a cgroup v2 host")
-            if handler is None:
-                raise ConfigError(f"/linux/resources/{key}", "not supported by pyrt yet")
-            if value is not None:
-                handler(value, f"/linux/resources/{key}")
-
-    def _set(self, controller: str, name: str, value: Any, ptr: str) -> None:
-        path = self._dir(controller)
+    def _memory_stats(self) -> dict[str, Any]:
+        path = self._dir("memory")
         if path is None:
-            raise ConfigError(ptr, f"the host has no {controller} cgroup controller")
-        if self._dry_run:
-            return
-        if not os.path.exists(f"{path}/{name}"):
-            raise ConfigError(ptr, f"the host's {controller} controller lacks {name}")
-        write(f"{path}/{name}", str(value))
+            return {}
 
-    def _apply_memory(self, mem: dict[str, Any], ptr: str) -> None:
-        files = {"reservation": "memory.soft_limit_in_bytes", "limit": "memory.limit_in_bytes",
-                 "swap": "memory.memsw.limit_in_bytes", "swappiness": "memory.swappiness"}
-        for key, value in mem.items():
-            if value is None:
+        def entry(prefix: str) -> dict[str, int]:
+            return {"limit": read_int(f"{path}/{prefix}.limit_in_bytes"),
+                    "usage": read_int(f"{path}/{prefix}.usage_in_bytes"),
+                    "max": read_int(f"{path}/{prefix}.max_usage_in_bytes"),
+                    "failcnt": read_int(f"{path}/{prefix}.failcnt")}
+
+        raw = read_keyed(f"{path}/memory.stat")
+        return {"cache": raw.get("cache", 0), "usage": entry("memory"),
+                "swap": entry("memory.memsw"), "kernel": entry("memory.kmem"),
+                "kernelTCP": entry("memory.kmem.tcp"), "raw": raw}
+
+    def _pids_stats(self) -> dict[str, int]:
+        path = self._dir("pids")
+        if path is None:
+            return {}
+        limit = read_int(f"{path}/pids.max")
+        return {"current": read_int(f"{path}/pids.current"),
+                "limit": 0 if limit == 2**64 - 1 else limit}
+
+    def _blkio_stats(self) -> dict[str, Any]:
+        path = self._dir("blkio")
+        if path is None:
+            return {}
+        stats = {}
+        for key, name in (("ioServiceBytesRecursive", "io_service_bytes_recursive"),
+                          ("ioServicedRecursive", "io_serviced_recursive")):
+            entries = []
+            try:
+                text = read(f"{path}/blkio.throttle.{name}")
+            except OSError:
                 continue
-            if key in files:
-                self._set("memory", files[key], value, f"{ptr}/{key}")
-            elif key == "disableOOMKiller":
-                if value:
-                    self._set("memory", "memory.oom_control", 1, f"{ptr}/{key}")
-            elif key not in ("checkBeforeUpdate", "kernel", "kernelTCP", "useHierarchy"):
-                raise ConfigError(f"{ptr}/{key}", "not supported by pyrt yet")
+            for line in text.splitlines():
+                fields = line.split()
+                if len(fields) == 3 and ":" in fields[0]:
+                    major, minor = fields[0].split(":")
+                    entries.append({"major": int(major), "minor": int(minor),
+                                    "op": fields[1], "value": int(fields[2])})
+            stats[key] = entries
+        return stats
 
-    def _apply_cpu(self, cpu: dict[str, Any], ptr: str) -> None:
-        files = {"shares": ("cpu", "cpu.shares"), "period": ("cpu", "cpu.cfs_period_us"),
-                 "quota": ("cpu", "cpu.cfs_quota_us"), "cpus": ("cpuset", "cpuset.cpus"),
-                 "mems": ("cpuset", "cpuset.mems")}
-        for key in ("shares", "period", "quota", "cpus", "mems"):
-            if cpu.get(key) not in (None, ""):
-                controller, name = files[key]
-                self._set(controller, name, cpu[key], f"{ptr}/{key}")
-        for key in cpu:
-            if key not in files:
-                raise ConfigError(f"{ptr}/{key}", "not supported by pyrt yet")
-
-    def _apply_pids(self, pids: dict[str, Any], ptr: str) -> None:
-        limit = pids.get("limit")
-        if limit is not None:
-            self._set("pids", "pids.max", "max" if limit <= 0 else limit, f"{ptr}/limit")
-
-    def _apply_devices(self, rules: list[dict[str, Any]], ptr: str) -> None:
-        path = self._dir("devices")
+    def _hugetlb_stats(self) -> dict[str, Any]:
+        path = self._dir("hugetlb")
         if path is None:
-            raise ConfigError(ptr, "the host has no devices cgroup controller")
-        parsed = device_rules.parse(rules, ptr)
-        if self._dry_run:
-            return
-        for rule in parsed:
-            write(f"{path}/{'devices.allow' if rule.allow else 'devices.deny'}", rule.v1_text())
+            return {}
+        sizes = {name.split(".")[1] for name in os.listdir(path)
+                 if name.startswith("hugetlb.") and name.endswith(".limit_in_bytes")}
+        return {size: {"usage": read_int(f"{path}/hugetlb.{size}.usage_in_bytes"),
+                       "max": read_int(f"{path}/hugetlb.{size}.max_usage_in_bytes"),
+                       "failcnt": read_int(f"{path}/hugetlb.{size}.failcnt")}
+                for size in sorted(sizes)}
+
+    def oom_events(self) -> OomWatch:
+        """An eventfd registered on memory.oom_control through cgroup.event_control."""
+        path = self._dir("memory")
+        if path is None:
+            raise PyrtError("events", "the host has no memory cgroup controller")
+        control = os.open(f"{path}/memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+        efd = os.eventfd(0, os.EFD_CLOEXEC)
+        try:
+            write(f"{path}/cgroup.event_control", f"{efd} {control}")
+        except PyrtError:
+            os.close(efd)
+            raise
+        finally:
+            os.close(control)
+        return _EventfdWatch(efd, f"{path}/memory.oom_control")
+
+
+class _EventfdWatch(OomWatch):
+    """v1: the kernel signals the eventfd on each OOM, and once more when the cgroup goes."""
+
+    def __init__(self, fd: int, control: str) -> None:
+        super().__init__(fd)
+        self.control = control
+
+    def consume(self) -> int:
+        count = os.eventfd_read(self.fd)
+        return count if os.path.exists(self.control) else 0
