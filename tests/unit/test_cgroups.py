@@ -456,7 +456,7 @@ def test_v2_hugetlb_rdma_unified_network() -> None:
         v2.settings({"network": {"classID": 1}})
     assert info.value.what == "/linux/resources/network"
     for bad in ("../memory.max", "nodot", ".x"):
-        with pytest.raises(ConfigError, match="CONTROLLER.PARAMETER"):
+        with pytest.raises(ConfigError, match=r"CONTROLLER\.PARAMETER"):
             v2.settings({"unified": {bad: "1"}})
 
 
