@@ -236,6 +236,88 @@ def cmd_ps(opts: Options) -> int:
     return 0
 
 
+# (flag, section, field, kind): how runc's update flags fill a LinuxResources object
+_UPDATE_FIELDS = (
+    ("blkio-weight", "blockIO", "weight", "uint"), ("cpu-period", "cpu", "period", "uint"),
+    ("cpu-quota", "cpu", "quota", "int"), ("cpu-burst", "cpu", "burst", "uint"),
+    ("cpu-share", "cpu", "shares", "uint"), ("cpu-rt-period", "cpu", "realtimePeriod", "uint"),
+    ("cpu-rt-runtime", "cpu", "realtimeRuntime", "int"), ("cpu-idle", "cpu", "idle", "int"),
+    ("cpuset-cpus", "cpu", "cpus", "str"), ("cpuset-mems", "cpu", "mems", "str"),
+    ("memory", "memory", "limit", "size"), ("memory-swap", "memory", "swap", "size"),
+    ("memory-reservation", "memory", "reservation", "size"),
+    ("kernel-memory", "memory", "kernel", "size"),
+    ("kernel-memory-tcp", "memory", "kernelTCP", "size"),
+    ("pids-limit", "pids", "limit", "int"),
+)
+
+
+def _update_value(flag: str, kind: str, text: str) -> int | str:
+    from pyrt import units
+
+    if kind == "str":
+        return text
+    if kind == "size":
+        return -1 if text == "-1" else units.ram_in_bytes(text, f"--{flag}")
+    try:
+        value = int(text)
+    except ValueError:
+        raise PyrtError(f"--{flag}", f"not a number: {text!r}") from None
+    if kind == "uint" and value < 0:
+        raise PyrtError(f"--{flag}", "must not be negative")
+    return value
+
+
+def _update_resources(opts: Options) -> dict[str, Any]:
+    """The LinuxResources an update asks for: from --resources (a file or - for stdin),
+    else from the flags."""
+    if opts.l3_cache_schema or opts.mem_bw_schema:
+        raise PyrtError("update", "Intel RDT is not supported by pyrt")
+    if opts.resources:
+        from pyrt import config, jsonio
+
+        what = f"--resources {opts.resources}"
+        try:
+            if opts.resources == "-":
+                text = sys.stdin.read()
+            else:
+                with open(opts.resources, encoding="utf-8") as f:
+                    text = f.read()
+            return config.parse_resources(jsonio.loads(text))
+        except OSError as e:
+            raise PyrtError(what, e.strerror or str(e)) from None
+        except (jsonio.JSONError, UnicodeDecodeError) as e:
+            raise PyrtError(what, str(e)) from None
+    resources: dict[str, Any] = {}
+    for flag, section, name, kind in _UPDATE_FIELDS:
+        text = opts[flag.replace("-", "_")]
+        if text != "":
+            resources.setdefault(section, {})[name] = _update_value(flag, kind, text)
+    return resources
+
+
+def cmd_update(opts: Options) -> int:
+    from pyrt import container
+    from pyrt.state import Container
+
+    resources = _update_resources(opts)
+    with Container.open(_root(opts), opts.args[0]) as ctr:
+        container.update(ctr, resources)
+    return 0
+
+
+def cmd_events(opts: Options) -> int:
+    from pyrt import events, units
+
+    interval = units.duration_seconds(opts.interval, "--interval")
+    if interval <= 0:
+        raise PyrtError("--interval", "must be greater than 0")
+    if opts.stats:
+        events.stats_once(_root(opts), opts.args[0])
+    else:
+        events.stream(_root(opts), opts.args[0], interval)
+    return 0
+
+
 def cmd_spec(opts: Options) -> int:
     """A default config.json like `runc spec`, runnable with the demo rootfs."""
     from pyrt import defaults, jsonio
@@ -407,6 +489,19 @@ COMMANDS = {c.name: c for c in [
             _on_container("pause")),
     Command("resume", "thaw a paused container", "<container-id>", (1, 1), [],
             _on_container("resume")),
+    Command("update", "change a container's cgroup limits", "<container-id>", (1, 1), [
+        Flag("resources,r", "FILE", "LinuxResources JSON to apply (- for stdin)"),
+        *[Flag(flag, "VALUE", f"linux.resources.{section}.{name}")
+          for flag, section, name, _ in _UPDATE_FIELDS],
+        Flag("l3-cache-schema", "SCHEMA", "Intel RDT (not supported)", hidden=True),
+        Flag("mem-bw-schema", "SCHEMA", "Intel RDT (not supported)", hidden=True),
+    ], cmd_update),
+    Command("events", "print the container's cgroup stats and OOM kills as JSON lines",
+            "<container-id>", (1, 1), [
+                Flag("interval", "DURATION", "time between stats (Go syntax: 5s, 100ms)",
+                     default="5s"),
+                Flag("stats", "", "print the stats once and exit"),
+            ], cmd_events),
     Command("ps", "list the container's processes", "<container-id> [ps options]", (1, 99),
             [Flag("format,f", "FORMAT", "table or json", default="table")], cmd_ps,
             stop_after_args=True),

@@ -401,6 +401,11 @@ def parse_types(doc: Any) -> Config:
     return config
 
 
+def parse_resources(doc: Any) -> dict[str, Any]:
+    """A LinuxResources object on its own (`update --resources`), type-checked."""
+    return _RESOURCES(doc, "/linux/resources")  # type: ignore[no-any-return]
+
+
 def read_text(bundle: str) -> str:
     """The text of `<bundle>/config.json`; PyrtError when it cannot be read as UTF-8."""
     path = os.path.join(bundle, "config.json")

@@ -60,6 +60,7 @@ def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
             id=container_id, pid=pid, start_time=start_time, bundle=bundle,
             rootfs=plan.rootfs, created=state.utc_now(), oci_version=config.ociVersion,
             annotations=config.annotations, cgroup_paths=cgroup.paths(),
+            resources=config.linux.resources,
             freezer=cgroup.freezer_file(),
             new_pidns=config.linux.namespace("pid") is not None, hooks=config.hooks,
         ))
@@ -358,6 +359,27 @@ def resume(ctr: Container) -> None:
     if status != PAUSED:
         raise PyrtError(f"container {ctr.id}", f"cannot resume a container that is {status}")
     cgroups.from_paths(st.cgroup_paths).freeze(False)
+
+
+def update(ctr: Container, changes: dict[str, Any]) -> None:
+    """Write new linux.resources into a created, running or paused container's cgroup."""
+    from pyrt.cgroups.update import merge
+
+    st = ctr.require_state()
+    if ctr.status() == STOPPED:
+        raise PyrtError(f"container {ctr.id}", "container not running")
+    merged, touched = merge(st.resources, changes)
+    cgroup = cgroups.from_paths(st.cgroup_paths)
+    memory = merged.get("memory") or {}
+    limit = memory.get("limit") or 0
+    if "memory" in touched and memory.get("checkBeforeUpdate") and limit > 0:
+        usage = cgroup.memory_usage()
+        if usage > limit:
+            raise PyrtError("/linux/resources/memory/limit",
+                            f"{limit} is below the container's memory usage ({usage})")
+    cgroup.apply({key: merged[key] for key in touched})
+    st.resources = merged
+    ctr.save(st)
 
 
 def pids(ctr: Container) -> list[int]:

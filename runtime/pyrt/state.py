@@ -58,6 +58,7 @@ class State:
     oci_version: str
     annotations: dict[str, str] = field(default_factory=dict)
     cgroup_paths: dict[str, str] = field(default_factory=dict)
+    resources: dict[str, Any] = field(default_factory=dict)  # linux.resources, as updated
     freezer: str = ""
     new_pidns: bool = True
     hooks: dict[str, Any] = field(default_factory=dict)

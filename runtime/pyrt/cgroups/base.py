@@ -194,6 +194,10 @@ class OomWatch:
         """How many OOM events happened since the last call (called once fd is readable)."""
         raise NotImplementedError
 
+    def finished(self) -> bool:
+        """Whether the cgroup is gone (or, where runc stops there, empty)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         os.close(self.fd)
 

@@ -393,4 +393,7 @@ class _EventfdWatch(OomWatch):
 
     def consume(self) -> int:
         count = os.eventfd_read(self.fd)
-        return count if os.path.exists(self.control) else 0
+        return 0 if self.finished() else count
+
+    def finished(self) -> bool:
+        return not os.path.exists(self.control)

@@ -366,6 +366,7 @@ class _EventsFileWatch(OomWatch):
         except OSError as e:
             raise PyrtError(f"cgroup {path}", e.strerror or str(e)) from None
         super().__init__(fd)
+        self.dir = os.path.dirname(path)
         self.seen = self._count()
 
     def _count(self) -> int:
@@ -383,3 +384,9 @@ class _EventsFileWatch(OomWatch):
             return 0
         new, self.seen = now - self.seen, now
         return max(new, 0)
+
+    def finished(self) -> bool:
+        try:
+            return "populated 0" in read(f"{self.dir}/cgroup.events").splitlines()
+        except OSError:
+            return True
