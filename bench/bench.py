@@ -263,13 +263,21 @@ def min_memory(rt: Runtime, step: int = 64 * 1024) -> int:
     return hi
 
 
+ROWS = ["latency", "list", "throughput", "min_memory", "rss"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", "--iterations", type=int, default=20)
     parser.add_argument("--list-count", type=int, default=200)
     parser.add_argument("--pyrt", default=os.path.join(os.path.dirname(HERE), ".venv/bin/pyrt"))
     parser.add_argument("--output", default=os.path.join(HERE, "results.md"))
+    parser.add_argument("--only", choices=ROWS, action="append",
+                        help="measure these rows and print them (no report); repeatable")
+    parser.add_argument("--runtimes", default="pyrt,runc,crun",
+                        help="comma-separated subset of pyrt,runc,crun")
     args = parser.parse_args()
+    rows = args.only or ROWS
     reexec_in_private_mount_ns()
     pyrt_modules()
     from pyrt import demo
@@ -279,30 +287,39 @@ def main() -> int:
     workdir = tempfile.mkdtemp(prefix="pyrt-bench-")
     rootfs = os.path.join(workdir, "rootfs")
     demo.build_rootfs(rootfs)
-    runtimes = [Runtime("pyrt", args.pyrt, workdir, rootfs)]
+    wanted = args.runtimes.split(",")
+    runtimes = [Runtime("pyrt", args.pyrt, workdir, rootfs)] if "pyrt" in wanted else []
     for name in ("runc", "crun"):
         path = shutil.which(name)
-        if path:
+        if path and name in wanted:
             runtimes.append(Runtime(name, path, workdir, rootfs))
     results: dict[str, Any] = {}
     try:
-        results["latency"] = latency_rows(runtimes, args.iterations)
-        results["list"] = list_rows(runtimes, args.list_count, args.iterations)
-        results["throughput"] = {r.name: [] for r in runtimes}
-        for _ in range(2):
-            for rt in runtimes:
-                results["throughput"][rt.name].append(throughput(rt, 100, 4))
-                reap_all()
-        results["min_memory"] = {rt.name: min_memory(rt) for rt in runtimes}
-        results["rss"] = {rt.name: max(rt.peak_rss_lifecycle(rt.bundle("rss", ["/bin/true"]))
-                                       for _ in range(3)) for rt in runtimes}
+        if "latency" in rows:
+            results["latency"] = latency_rows(runtimes, args.iterations)
+        if "list" in rows:
+            results["list"] = list_rows(runtimes, args.list_count, args.iterations)
+        if "throughput" in rows:
+            results["throughput"] = {r.name: [] for r in runtimes}
+            for _ in range(2):
+                for rt in runtimes:
+                    results["throughput"][rt.name].append(throughput(rt, 100, 4))
+                    reap_all()
+        if "min_memory" in rows:
+            results["min_memory"] = {rt.name: min_memory(rt) for rt in runtimes}
+        if "rss" in rows:
+            results["rss"] = {rt.name: max(rt.peak_rss_lifecycle(rt.bundle("rss", ["/bin/true"]))
+                                           for _ in range(3)) for rt in runtimes}
     finally:
         for rt in runtimes:
             rt.cleanup()
         reap_all()
         shutil.rmtree(workdir, ignore_errors=True)
         remove_cgroups()
-    write_report(args, runtimes, results)
+    if args.only:
+        print(json.dumps(results, indent=1))
+    else:
+        write_report(args, runtimes, results)
     return 0
 
 

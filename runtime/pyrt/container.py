@@ -116,7 +116,11 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
             grandchild = parent_ch.recv("pid")["pid"]
             os.waitpid(pid, 0)
             pid = grandchild
-        cgroup.add(pid)  # slow on v1: the init sets up its rootfs meanwhile
+        # The first cgroup.procs write waits for an RCU grace period (~15 ms here): pay it
+        # while the init sets up its rootfs, but join the memory cgroup only when it asks.
+        cgroup.add(pid, memory=False)
+        parent_ch.recv("join")
+        cgroup.add(pid, memory=True)
         parent_ch.send("go")
         while True:
             msg = parent_ch.recv(("hooks", "console", "ready"))
@@ -443,7 +447,8 @@ def exec_process(root: str, container_id: str, make_process: Any, *, detach: boo
     try:
         pid = parent_ch.recv("pid")["pid"]
         os.waitpid(first, 0)
-        cgroup.add(pid)
+        cgroup.add(pid, memory=False)
+        cgroup.add(pid, memory=True)
         parent_ch.send("go")
         if proc.terminal:
             master = _take_console(parent_ch.recv("console"), console_socket)

@@ -136,12 +136,13 @@ def _namespaces(plan: Plan, ch: Channel) -> None:
 
 
 def _enter_cgroup(plan: Plan, ch: Channel) -> None:
-    """Wait until the parent has put us in our cgroup, then make the cgroup namespace
-    (rooted there). Writing cgroup.procs is slow on v1, so the parent does it while we
-    set up the rootfs, and we wait only when we need it: at a cgroup mount, or at the end.
+    """Ask the parent to finish putting us in our cgroup, then make the cgroup namespace
+    (rooted there). As late as we can: at a cgroup mount, before hooks, or just before
+    dropping privileges; every page we touch once in the memory cgroup is charged to it.
     """
     if plan.in_cgroup:
         return
+    ch.send("join")
     ch.recv("go")
     if plan.new_flags & sc.CLONE_NEWCGROUP:
         sc.unshare(sc.CLONE_NEWCGROUP)
@@ -181,7 +182,6 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
         mounts.pivot_root(plan.rootfs)
     os.close(root_fd)
 
-    _enter_cgroup(plan, ch)
     if proc.terminal:
         master, name = terminal.open_pty(proc.consoleSize)
         ch.send("console", fd=master, name=name)
@@ -195,6 +195,7 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
         mounts.readonly_path(path)
     if config.root.readonly:
         mounts.readonly_root()
+    _enter_cgroup(plan, ch)
     executable, env = process.become(proc, plan.caps, plan.rlimits)
 
     sc.prctl(sc.PR_SET_PDEATHSIG, 0)  # from here on we outlive `pyrt create`

@@ -349,8 +349,10 @@ def test_create_copies_cpuset_down(tree: FakeTree, monkeypatch: pytest.MonkeyPat
 
 def test_add_and_pids(tree: FakeTree) -> None:
     d = driver(tree, "memory", "pids")
-    d.add(4321)
-    assert tree.writes == [("memory/c1/cgroup.procs", "4321"), ("pids/c1/cgroup.procs", "4321")]
+    d.add(4321, memory=False)
+    assert tree.writes == [("pids/c1/cgroup.procs", "4321")]
+    d.add(4321, memory=True)
+    assert tree.writes[1:] == [("memory/c1/cgroup.procs", "4321")]
     Path(tree.dirs["pids"], "cgroup.procs").write_text("1\n2\n")
     assert d.pids() == [1, 2]
 

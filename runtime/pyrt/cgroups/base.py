@@ -153,7 +153,9 @@ class Cgroup:
         """Bytes the cgroup uses now (for memory.checkBeforeUpdate)."""
         raise NotImplementedError
 
-    def add(self, pid: int) -> None:
+    def add(self, pid: int, memory: bool) -> None:
+        """Move a process into the cgroup: every hierarchy but memory, or memory (where
+        the pages it touches from then on are charged)."""
         raise NotImplementedError
 
     def pids(self) -> list[int]:

@@ -252,9 +252,10 @@ class CgroupV1(Cgroup):
         path = self._dir("memory")
         return read_int(f"{path}/memory.usage_in_bytes") if path else 0
 
-    def add(self, pid: int) -> None:
-        for path in self.dirs.values():
-            write(f"{path}/cgroup.procs", str(pid))
+    def add(self, pid: int, memory: bool) -> None:
+        for hierarchy, path in self.dirs.items():
+            if ("memory" in hierarchy.split(",")) == memory:
+                write(f"{path}/cgroup.procs", str(pid))
 
     def pids(self) -> list[int]:
         path = self._dir("pids") or self._dir("freezer") or next(iter(self.dirs.values()), "")

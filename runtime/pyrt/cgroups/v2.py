@@ -256,8 +256,9 @@ class CgroupV2(Cgroup):
     def memory_usage(self) -> int:
         return read_int(f"{self.path}/memory.current")
 
-    def add(self, pid: int) -> None:
-        write(f"{self.path}/cgroup.procs", str(pid))
+    def add(self, pid: int, memory: bool) -> None:
+        if memory:  # one hierarchy: the move happens as late as the init allows
+            write(f"{self.path}/cgroup.procs", str(pid))
 
     def pids(self) -> list[int]:
         return read_pids(f"{self.path}/cgroup.procs")
