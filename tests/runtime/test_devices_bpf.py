@@ -253,3 +253,15 @@ def test_a_rejected_program_reports_the_verifier(cgroup, monkeypatch):
     assert "\n" not in str(info.value)
     assert open_fds() == fds
     assert attached(cgroup) == before  # the old program still guards the cgroup
+
+
+def test_the_kernel_accepts_every_rule_shape(cgroup):
+    """The verifier takes blocks of every shape, in one program (the unit tests check what
+    each shape decides)."""
+    shapes = [rule(allow, t, major, minor, access)
+              for allow in (True, False) for t in "cb" for major in (None, 1)
+              for minor in (None, 3) for access in ("r", "w", "m", "rw", "rm", "wm", "rwm")]
+    devices_bpf.install(cgroup, shapes)
+    devices_bpf.install(cgroup, [DENY_ALL, *shapes])
+    devices_bpf.install(cgroup, [*shapes, ALLOW_ALL, *shapes])
+    assert len(attached(cgroup)) == 1
