@@ -61,3 +61,8 @@ int pyrt_ioctl_int(int fd, unsigned long request, int *value)
 {
     return ret(ioctl(fd, request, value));
 }
+
+int pyrt_bpf(int cmd, void *attr, unsigned int size)
+{
+    return ret(syscall(SYS_bpf, cmd, attr, size));
+}

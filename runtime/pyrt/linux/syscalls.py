@@ -137,3 +137,17 @@ def ioctl_int(fd: int, request: int, value: int = 0) -> int:
     box = ffi.new("int *", value)
     _check(lib.pyrt_ioctl_int(fd, request, box))
     return int(box[0])
+
+
+def bpf(cmd: int, attr: bytearray) -> int:
+    """bpf(2) with attr, a union bpf_attr the caller packed (the kernel may write into it).
+
+    Pointer fields inside attr take addresses from address(); the buffers they point
+    to must stay alive and unresized until the call returns.
+    """
+    return _check(lib.pyrt_bpf(cmd, ffi.from_buffer(attr), len(attr)))
+
+
+def address(buf: bytearray) -> int:
+    """The address of buf's storage, for a pointer field of a struct passed to the kernel."""
+    return int(ffi.cast("uintptr_t", ffi.from_buffer(buf)))
