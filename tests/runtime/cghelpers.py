@@ -72,24 +72,21 @@ def assert_refused(rt: h.Runtime, b: h.Bundle, res: subprocess.CompletedProcess,
     """Exit status 1, nothing left behind; for pyrt also one ``pyrt: what: why`` line
     (runc logs in its own format)."""
     cid = cid or b.id
-    assert_fails(res, 1)
-    if is_pyrt(rt):
-        lines = res.stderr.strip().splitlines()
-        assert len(lines) == 1 and re.match(r"^pyrt: [^:]+: .+", lines[0]), (
-            "want one `pyrt: <what>: <why>` line:" + describe(res))
-        assert "Traceback" not in res.stderr, describe(res)
+    assert_failed(rt, res)
     assert cid not in rt.list_ids(), "refused container is listed:" + describe(res)
     h.reap_zombies()
     h.assert_no_leftovers(cid, rt.root, b.cgroup_path, b.path)
     return res
 
 
-def assert_update_failed(res: subprocess.CompletedProcess, rt: h.Runtime) -> None:
-    """A refused `update` (or events/ps...): exit 1 and, for pyrt, one line."""
-    assert_fails(res, 1)
+def assert_failed(rt: h.Runtime, res: subprocess.CompletedProcess,
+                  stderr_has: str | None = None) -> subprocess.CompletedProcess:
+    """A refused command: exit 1 and, for pyrt, one `pyrt: ...` line."""
+    assert_fails(res, 1, stderr_has)
     if is_pyrt(rt):
         lines = res.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("pyrt: "), describe(res)
+        assert len(lines) == 1 and re.match(r"^pyrt: [^:]+: .+", lines[0]), describe(res)
+    return res
 
 
 # ------------------------------------------------------------------ block devices
