@@ -89,6 +89,12 @@ def assert_failed(rt: h.Runtime, res: subprocess.CompletedProcess,
     return res
 
 
+def some_cpu() -> str:
+    """One cpu containers may use (the last one, so that it differs from "0-N")."""
+    cpus = h.read(os.path.join(v1_hierarchies()["cpuset"], "cpuset.effective_cpus")).strip()
+    return cpus.split(",")[-1].split("-")[-1]
+
+
 # ------------------------------------------------------------------ block devices
 
 

@@ -89,15 +89,8 @@ def test_memory_refused(rt, make_bundle, memory):
 # ----------------------------------------------------------------- cpu
 
 
-def _some_cpu() -> str:
-    """One cpu of the cpuset parent (the last one, so that it differs from "0-N")."""
-    cpus = h.read(os.path.join(cg.v1_hierarchies()["cpuset"], "cpuset.effective_cpus")).strip()
-    last = cpus.split(",")[-1]
-    return last.split("-")[-1]
-
-
 def test_cpu_shares_quota_period_cpuset(rt, make_bundle):
-    cpu = _some_cpu()
+    cpu = cg.some_cpu()
     b = set_resources(make_bundle(write=False), cpu={
         "shares": 512, "quota": 50000, "period": 200000, "cpus": cpu, "mems": "0"})
     assert_ok(rt.create(b))

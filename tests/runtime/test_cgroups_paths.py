@@ -17,6 +17,7 @@ Facts checked against runc 1.1.5 on this hybrid host:
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import cghelpers as cg
@@ -26,6 +27,8 @@ from cghelpers import set_resources
 from rthelpers import assert_ok, describe
 
 MiB = 1 << 20
+REL = f"rel-s{os.getpid()}"
+_ids = itertools.count(1)
 
 # ----------------------------------------------------------------- cgroupsPath
 
@@ -34,7 +37,9 @@ def _create_from_caller_cgroup(rt, make_bundle, cgroups_path):
     """create, run from a shell in a cgroup of its own under /pyrt-tests; returns the
     bundle (cgroup_path set to where the container must land), the init and the
     caller's cgroup."""
-    b = make_bundle(write=False)
+    # Unique across concurrent sessions: runc 1.1.5 puts the cgroup2 directory at the
+    # root of the unified hierarchy, named after the path (or the id).
+    b = make_bundle(write=False, cid=f"relpath-s{os.getpid()}-{next(_ids)}")
     caller = f"{os.path.dirname(b.cgroup_path)}/caller-{b.id}"
     if cgroups_path is None:
         del b.config["linux"]["cgroupsPath"]
@@ -61,7 +66,7 @@ def _delete_and_check(rt, b, caller, cgroups_path):
         cg.remove_cgroup(caller)
 
 
-@pytest.mark.parametrize("cgroups_path", ["rel", None], ids=["relative", "empty"])
+@pytest.mark.parametrize("cgroups_path", [REL, None], ids=["relative", "empty"])
 def test_cgroups_path_relative_to_callers_cgroup(rt, make_bundle, cgroups_path):
     """One path component only: runc 1.1.5 makes the cgroup2 directory at the root of
     the unified hierarchy and leaves its parents behind when it deletes."""
@@ -82,9 +87,9 @@ def test_cgroups_path_relative_on_hybrid_cgroup2(rt, make_bundle):
     # for the hybrid cgroup2 hierarchy (GetOwnCgroupPath("") ignores /proc/self/cgroup).
     if not os.path.exists("/sys/fs/cgroup/unified/cgroup.controllers"):
         pytest.skip("not a hybrid host")
-    b, pid, caller = _create_from_caller_cgroup(rt, make_bundle, "rel")
+    b, pid, caller = _create_from_caller_cgroup(rt, make_bundle, REL)
     assert cg.proc_cgroups(pid)[""] == b.cgroup_path
-    _delete_and_check(rt, b, caller, "rel")
+    _delete_and_check(rt, b, caller, REL)
 
 
 # ----------------------------------------------------------------- what is already there
