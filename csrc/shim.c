@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <stddef.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -65,4 +66,9 @@ int pyrt_ioctl_int(int fd, unsigned long request, int *value)
 int pyrt_bpf(int cmd, void *attr, unsigned int size)
 {
     return ret(syscall(SYS_bpf, cmd, attr, size));
+}
+
+int pyrt_madvise(unsigned long addr, unsigned long len, int advice)
+{
+    return ret(madvise((void *)addr, len, advice));
 }

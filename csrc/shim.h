@@ -16,3 +16,4 @@ int pyrt_prctl(int option, unsigned long arg2, unsigned long arg3,
 int pyrt_join_session_keyring(const char *name);
 int pyrt_ioctl_int(int fd, unsigned long request, int *value);
 int pyrt_bpf(int cmd, void *attr, unsigned int size);
+int pyrt_madvise(unsigned long addr, unsigned long len, int advice);

@@ -19,7 +19,7 @@ import os
 
 from pyrt import state
 from pyrt.errors import ConfigError, PyrtError, oserror
-from pyrt.linux import caps, devices, hooks, mounts, namespaces, process, terminal
+from pyrt.linux import caps, devices, hooks, memory, mounts, namespaces, process, terminal
 from pyrt.linux import syscalls as sc
 
 TYPE_CHECKING = False
@@ -142,6 +142,7 @@ def _enter_cgroup(plan: Plan, ch: Channel) -> None:
     """
     if plan.in_cgroup:
         return
+    memory.unshare_pages()
     ch.send("join")
     ch.recv("go")
     if plan.new_flags & sc.CLONE_NEWCGROUP:

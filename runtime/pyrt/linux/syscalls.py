@@ -139,6 +139,13 @@ def ioctl_int(fd: int, request: int, value: int = 0) -> int:
     return int(box[0])
 
 
+MADV_POPULATE_WRITE = 23
+
+
+def madvise(addr: int, length: int, advice: int) -> None:
+    _check(lib.pyrt_madvise(addr, length, advice))
+
+
 def bpf(cmd: int, attr: bytearray) -> int:
     """bpf(2) with attr, a union bpf_attr the caller packed (the kernel may write into it).
 

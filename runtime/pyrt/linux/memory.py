@@ -1,0 +1,59 @@
+"""Keeping the runtime's own memory out of the container's memory cgroup.
+
+A forked init shares its pages with `pyrt create` copy-on-write. Each page it writes once
+inside the container's memory cgroup is copied and charged there, so a Python init would
+need a few hundred KiB of the container's limit for the runtime's own objects. Copying
+the still-shared pages before joining charges them to the caller instead, as the runtime's
+memory should be; what the init charges afterwards is only what it newly allocates.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyrt.linux import syscalls as sc
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+PRESENT = 1 << 63
+EXCLUSIVE = 1 << 56  # pagemap: mapped by this process alone
+
+
+def _private_writable() -> list[tuple[int, int]]:
+    ranges = []
+    with open("/proc/self/maps", encoding="ascii") as f:
+        for line in f:
+            fields = line.split()
+            if fields[1].startswith("rw") and fields[1][3] == "p":
+                start, end = fields[0].split("-")
+                ranges.append((int(start, 16), int(end, 16)))
+    return ranges
+
+
+def unshare_pages() -> int:
+    """Copy every present page still shared with the parent; returns how many pages."""
+    copied = 0
+    fd = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        for start, end in _private_writable():
+            entries = memoryview(os.pread(fd, (end - start) // PAGE * 8, start // PAGE * 8))
+            run_start = -1
+            for i, entry in enumerate(entries.cast("Q")):
+                shared = entry & PRESENT and not entry & EXCLUSIVE
+                if shared and run_start < 0:
+                    run_start = i
+                elif not shared and run_start >= 0:
+                    copied += _populate(start, run_start, i)
+                    run_start = -1
+            if run_start >= 0:
+                copied += _populate(start, run_start, (end - start) // PAGE)
+    finally:
+        os.close(fd)
+    return copied
+
+
+def _populate(base: int, first: int, stop: int) -> int:
+    try:
+        sc.madvise(base + first * PAGE, (stop - first) * PAGE, sc.MADV_POPULATE_WRITE)
+    except OSError:  # a kernel without MADV_POPULATE_WRITE (< 5.14): nothing to do then
+        return 0
+    return stop - first
