@@ -66,6 +66,7 @@ class Plan:
         self.new_flags = namespaces.new_flags(linux)
         self.new_user = bool(self.new_flags & sc.CLONE_NEWUSER)
         self.in_userns = linux.namespace("user") is not None
+        self.cgroupns = linux.namespace("cgroup") is not None
         # a new pid namespace must belong to the container's user namespace, so with one
         # the init makes it after entering that user namespace, and forks once more
         self.pid_ns_in_init = bool(self.new_flags & sc.CLONE_NEWPID) and self.in_userns
@@ -158,7 +159,7 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
     for m in plan.mounts:
         if m.type == "cgroup":
             _enter_cgroup(plan, ch)
-        mounts.mount_one(root_fd, m, plan.in_userns)
+        mounts.mount_one(root_fd, m, plan.in_userns, plan.cgroupns)
     os.close(mounts.make_in_root(root_fd, proc.cwd))  # runc creates a missing cwd
     if plan.setup_dev:
         devices.create_devices(root_fd, linux.devices, plan.in_userns)

@@ -185,10 +185,10 @@ class Container:
         state = self.require_state()
         if state.pid <= 0 or process_start_time(state.pid) != state.start_time:
             return STOPPED
+        if state.freezer and frozen(state.freezer):
+            return PAUSED  # created or running, as runc
         if os.path.exists(self.fifo_path):
             return CREATED
-        if state.freezer and frozen(state.freezer):
-            return PAUSED
         return RUNNING
 
     def remove(self) -> None:

@@ -46,7 +46,6 @@ def test_memory_limits(rt, make_bundle):
     assert "oom_kill_disable 1" in cg.cgread(b, "memory", "memory.oom_control").splitlines()
 
 
-@pytest.mark.pending("#5 memory: write memsw before the limit when raising (key order)")
 def test_memory_swap_listed_before_limit(rt, make_bundle):
     """memsw must never be below the limit: with swap first in config.json, writing it
     before the limit would fail; runc orders the writes by the current limit."""
@@ -77,8 +76,7 @@ def test_memory_kernel_limits_are_ignored(rt, make_bundle):
 
 @pytest.mark.parametrize("memory", [
     # runc: "valid range is 0-100" (this kernel itself takes up to 200)
-    pytest.param({"swappiness": 200}, id="swappiness-200",
-                 marks=pytest.mark.pending("#5 memory.swappiness above 100 refused")),
+    pytest.param({"swappiness": 200}, id="swappiness-200"),
     pytest.param({"limit": 64 * MiB, "swap": 32 * MiB}, id="swap-below-limit"),  # EINVAL
 ])
 def test_memory_refused(rt, make_bundle, memory):
@@ -108,7 +106,6 @@ def test_cpu_quota_unlimited(rt, make_bundle):
     assert cg.cgread(b, "cpu", "cpu.cfs_period_us") == "250000"
 
 
-@pytest.mark.pending("#5 cpu.shares: read back, refuse what the kernel clamped")
 def test_cpu_shares_above_kernel_max_refused(rt, make_bundle):
     """The kernel clamps cpu.shares to 262144 silently; runc reads it back and fails
     ("the maximum allowed cpu-shares is 262144")."""
@@ -122,7 +119,6 @@ def test_cpuset_cpus_not_on_host_refused(rt, make_bundle):
 
 
 @pytest.mark.pyrt_only
-@pytest.mark.pending("#5 cpu.burst -> cpu.cfs_burst_us")
 def test_cpu_burst(rt, make_bundle):
     # pyrt-only: runc 1.1.5 ignores cpu.burst (cpu.cfs_burst_us stays 0).
     b = set_resources(make_bundle(write=False),
@@ -135,7 +131,6 @@ def test_cpu_burst(rt, make_bundle):
 
 
 @pytest.mark.pyrt_only
-@pytest.mark.pending("#5 cpu.idle -> cpu.idle")
 def test_cpu_idle(rt, make_bundle):
     # pyrt-only: runc 1.1.5 ignores cpu.idle (the file stays 0).
     b = set_resources(make_bundle(write=False), cpu={"idle": 1})
@@ -150,7 +145,6 @@ def _rt_files_exist() -> bool:
     return os.path.exists(os.path.join(cg.v1_hierarchies()["cpu"], "cpu.rt_runtime_us"))
 
 
-@pytest.mark.pending("#5 cpu realtimeRuntime/realtimePeriod")
 def test_cpu_realtime(rt, make_bundle):
     """With an rt budget on the parents (a new cgroup has none), runc writes
     cpu.rt_period_us then cpu.rt_runtime_us."""
@@ -229,7 +223,6 @@ def test_pids_limit_fork_fails_inside(rt, make_bundle):
 # ----------------------------------------------------------------- blockIO
 
 
-@pytest.mark.pending("#5 blockIO.weight")
 def test_blkio_weight(rt, make_bundle):
     b = set_resources(make_bundle(write=False), blockIO={"weight": 300})
     name = cg.blkio_weight_file()
@@ -265,7 +258,6 @@ def test_blkio_weight_device(rt, make_bundle):
     assert f"{major}:{minor} 200" in cg.cgread(b, "blkio", name).splitlines()
 
 
-@pytest.mark.pending("#5 blockIO throttle")
 def test_blkio_throttle(rt, make_bundle):
     major, minor = cg.block_device()
 

@@ -34,8 +34,6 @@ from cghelpers import set_resources
 from rthelpers import assert_ok, describe
 
 MiB = 1 << 20
-UPDATE = "#5 update command"
-EVENTS = "#5 events command"
 
 # ----------------------------------------------------------------- pause / resume
 
@@ -73,7 +71,6 @@ def test_pause_freezes_every_process(rt, make_bundle):
     h.wait_for(lambda: h.read(f"/proc/{pid}/root/tmp/got") == "usr1\n", 10, "the handler")
 
 
-@pytest.mark.pending("#5 a paused created container has status paused")
 def test_pause_created_container(rt, make_bundle):
     b = make_bundle()
     assert_ok(rt.create(b))
@@ -114,7 +111,6 @@ def _files(b: h.Bundle) -> dict[str, str]:
     return {n: cg.cgread(b, c, n) for c, ns in names.items() for n in ns}
 
 
-@pytest.mark.pending(UPDATE)
 def test_update_flags(rt, make_bundle):
     b = set_resources(make_bundle(write=False), memory={"limit": 256 * MiB},
                       pids={"limit": 50})
@@ -142,7 +138,6 @@ def test_update_flags(rt, make_bundle):
     assert rt.status(b.id) == "running"
 
 
-@pytest.mark.pending(UPDATE)
 def test_update_memory_units(rt, make_bundle):
     b = make_bundle()
     rt.create_started(b)
@@ -153,7 +148,6 @@ def test_update_memory_units(rt, make_bundle):
         assert cg.cgread(b, "memory", "memory.limit_in_bytes") == str(want), value
 
 
-@pytest.mark.pending(UPDATE)
 def test_update_bad_values_change_nothing(rt, make_bundle):
     b = set_resources(make_bundle(write=False), memory={"limit": 256 * MiB},
                       cpu={"shares": 700})
@@ -168,7 +162,6 @@ def test_update_bad_values_change_nothing(rt, make_bundle):
     assert cg.cgread(b, "cpu", "cpu.shares") == "512"
 
 
-@pytest.mark.pending(UPDATE)
 def test_update_resources_file_and_stdin(rt, make_bundle, tmp_path):
     """Values absent from the JSON are left alone; with --resources the flags are ignored."""
     b = set_resources(make_bundle(write=False), memory={"limit": 256 * MiB},
@@ -189,7 +182,6 @@ def test_update_resources_file_and_stdin(rt, make_bundle, tmp_path):
     assert cg.cgread(b, "cpu", "cpu.shares") == "300"
 
 
-@pytest.mark.pending(UPDATE)
 def test_update_resources_refused(rt, make_bundle, tmp_path):
     b = set_resources(make_bundle(write=False), memory={"limit": 256 * MiB})
     rt.create_started(b)
@@ -205,7 +197,6 @@ def test_update_resources_refused(rt, make_bundle, tmp_path):
     assert cg.cgread(b, "memory", "memory.limit_in_bytes") == str(100000000 // 4096 * 4096)
 
 
-@pytest.mark.pending(UPDATE)
 def test_update_memory_and_swap_both_directions(rt, make_bundle):
     """memsw may never go below the limit: lowering writes the limit first, raising
     writes memsw first."""
@@ -217,7 +208,6 @@ def test_update_memory_and_swap_both_directions(rt, make_bundle):
         assert cg.cgread(b, "memory", "memory.memsw.limit_in_bytes") == str(swap * MiB)
 
 
-@pytest.mark.pending(UPDATE)
 def test_update_below_usage_fails(rt, make_bundle):
     """checkBeforeUpdate (runc 1.1.5 ignores the field): on v1 the kernel itself refuses
     a limit below what cannot be reclaimed (tmpfs pages, no swap here)."""
@@ -234,7 +224,6 @@ def test_update_below_usage_fails(rt, make_bundle):
     assert cg.cgread(b, "memory", "memory.limit_in_bytes") == str(128 * MiB)
 
 
-@pytest.mark.pending(UPDATE)
 def test_update_missing_or_stopped_container(rt, make_bundle):
     b = make_bundle(("sh", "-c", "read x"))  # stdin is /dev/null: exits at once
     cg.assert_failed(rt, rt("update", "--memory", "64m", "no-such-container"),
@@ -247,7 +236,6 @@ def test_update_missing_or_stopped_container(rt, make_bundle):
     cg.assert_failed(rt, rt("update", "--memory", "32m", b.id), "not running")
 
 
-@pytest.mark.pending(UPDATE)
 def test_update_is_kept_and_seen_by_events(rt, make_bundle):
     """A later update with other flags keeps the earlier values, and `events --stats`
     reports the updated limits."""
@@ -274,7 +262,6 @@ def _stats(rt, cid):
     return json.loads(lines[0])
 
 
-@pytest.mark.pending(EVENTS)
 def test_events_stats(rt, make_bundle):
     b = set_resources(make_bundle(("sh", "-c", "sleep 100 & exec sleep 100"), write=False),
                       memory={"limit": 64 * MiB}, pids={"limit": 20})
@@ -318,7 +305,6 @@ def _wait_lines(proc, out, err, pred, what):
     return h.wait_for(check, 20, what)
 
 
-@pytest.mark.pending(EVENTS)
 def test_events_interval_streams_until_the_container_is_gone(rt, make_bundle, tmp_path):
     b = set_resources(make_bundle(write=False), pids={"limit": 20})
     rt.create_started(b)
@@ -336,7 +322,6 @@ def test_events_interval_streams_until_the_container_is_gone(rt, make_bundle, tm
         h.spawned_done(proc)
 
 
-@pytest.mark.pending(EVENTS)
 def test_events_reports_oom(rt, make_bundle, tmp_path):
     """Filling tmpfs past the memory limit (no swap) makes the kernel OOM-kill in the
     container: `events` prints {"type":"oom","id":ID}."""
@@ -361,7 +346,6 @@ def test_events_reports_oom(rt, make_bundle, tmp_path):
         h.spawned_done(proc)
 
 
-@pytest.mark.pending(EVENTS)
 def test_events_refused(rt, make_bundle):
     b = make_bundle()
     rt.create_started(b)

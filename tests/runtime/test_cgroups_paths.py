@@ -119,7 +119,6 @@ def test_cgroup_with_processes_refused(rt, make_bundle):
     h.assert_no_leftovers(b.id, rt.root, b.cgroup_path, b.path)
 
 
-@pytest.mark.pending("#5 refuse a frozen cgroup (create hangs today)")
 def test_frozen_cgroup_refused(rt, make_bundle):
     """runc 1.1.5 checks the freezer before making anything: "container's cgroup
     unexpectedly frozen", exit 1."""
@@ -206,7 +205,6 @@ def test_cgroup_mount_with_cgroupns(rt, make_bundle):
     assert set(mounts.values()) == {"/"}, mounts
 
 
-@pytest.mark.pending("#5 cgroup mount without a cgroup namespace shows the host's root")
 def test_cgroup_mount_without_cgroupns(rt, make_bundle):
     b, mounts = _run_with_cgroup_mount(rt, make_bundle, cgroupns=False)
     assert set(mounts.values()) == {b.cgroup_path}, mounts

@@ -111,12 +111,18 @@ def test_memory() -> None:
         ("memory", "memory.limit_in_bytes", str(1 << 30)),
         ("memory", "memory.memsw.limit_in_bytes", str(2 << 30)),
         ("memory", "memory.soft_limit_in_bytes", str(1 << 29)),
-        ("memory", "memory.kmem.limit_in_bytes", str(1 << 20)),
-        ("memory", "memory.kmem.tcp.limit_in_bytes", str(1 << 19)),
         ("memory", "memory.swappiness", "10"),
         ("memory", "memory.oom_control", "1"),
         ("memory", "memory.use_hierarchy", "1"),
     ]
+
+
+def test_kernel_memory_is_ignored_with_a_warning(capfd: pytest.CaptureFixture[str]) -> None:
+    for module in (v1, v2):
+        assert mapped({"memory": {"kernel": 1 << 20, "kernelTCP": 1 << 19}}, module) == []
+        err = capfd.readouterr().err
+        assert "/linux/resources/memory/kernel: kernel memory limits are deprecated" in err
+        assert "/linux/resources/memory/kernelTCP" in err
 
 
 def test_memory_zero_means_unset_as_in_runc() -> None:
@@ -396,7 +402,6 @@ def test_v2_memory() -> None:
 
 @pytest.mark.parametrize("memory,pointer", [
     ({"swap": 100}, "swap"), ({"limit": 200, "swap": 100}, "swap"),
-    ({"kernel": 1}, "kernel"), ({"kernelTCP": 1}, "kernelTCP"),
     ({"disableOOMKiller": True}, "disableOOMKiller"), ({"swappiness": 10}, "swappiness"),
     ({"useHierarchy": False}, "useHierarchy"),
 ])

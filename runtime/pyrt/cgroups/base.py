@@ -142,7 +142,8 @@ class Cgroup:
         raise NotImplementedError
 
     def check(self, resources: dict[str, Any]) -> None:
-        """Raise the ConfigError apply() would, as far as it is known before create()."""
+        """Before create(): refuse a frozen cgroup, and raise the ConfigError apply() would
+        as far as it is known."""
         raise NotImplementedError
 
     def apply(self, resources: dict[str, Any]) -> None:

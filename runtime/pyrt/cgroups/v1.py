@@ -45,11 +45,10 @@ def _memory(mem: dict[str, Any], ptr: str) -> list[Setting]:
     elif limit == -1:  # as runc: unlimited memory means unlimited swap, where swap is counted
         out.append(Setting("memory", "memory.memsw.limit_in_bytes", -1, f"{ptr}/limit",
                            optional=True))
-    files = {"reservation": "memory.soft_limit_in_bytes", "kernel": "memory.kmem.limit_in_bytes",
-             "kernelTCP": "memory.kmem.tcp.limit_in_bytes"}
-    for key, name in files.items():
-        if mem.get(key):
-            out.append(Setting("memory", name, mem[key], f"{ptr}/{key}"))
+    if mem.get("reservation"):
+        out.append(Setting("memory", "memory.soft_limit_in_bytes", mem["reservation"],
+                           f"{ptr}/reservation"))
+    warn_kernel_memory(mem, ptr)
     swappiness = mem.get("swappiness")
     if swappiness is not None and swappiness != -1:
         if not 0 <= swappiness <= 100:
@@ -61,6 +60,16 @@ def _memory(mem: dict[str, Any], ptr: str) -> list[Setting]:
         out.append(Setting("memory", "memory.use_hierarchy", int(mem["useHierarchy"]),
                            f"{ptr}/useHierarchy"))
     return out
+
+
+def warn_kernel_memory(mem: dict[str, Any], ptr: str) -> None:
+    """Kernel memory limits are deprecated (runtime-spec) and gone from recent kernels:
+    ignored with a warning, as runc does."""
+    for key in ("kernel", "kernelTCP"):
+        if mem.get(key):
+            from pyrt import log
+
+            log.warning(f"{ptr}/{key}: kernel memory limits are deprecated and ignored")
 
 
 def _cpu(cpu: dict[str, Any], ptr: str) -> list[Setting]:
@@ -243,6 +252,9 @@ class CgroupV1(Cgroup):
         return placed
 
     def check(self, resources: dict[str, Any]) -> None:
+        freezer = self.freezer_file()
+        if freezer and os.path.exists(freezer) and read(freezer).strip() != "THAWED":
+            raise PyrtError(f"cgroup {os.path.dirname(freezer)}", "is frozen")
         self._placed(resources)
 
     def apply(self, resources: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ from pyrt.cgroups.base import (
     write,
     write_settings,
 )
-from pyrt.cgroups.v1 import THROTTLE_FILES, pids_max, rdma_line
+from pyrt.cgroups.v1 import THROTTLE_FILES, pids_max, rdma_line, warn_kernel_memory
 from pyrt.errors import ConfigError, PyrtError
 
 TYPE_CHECKING = False
@@ -73,7 +73,8 @@ def swap_max(swap: int, limit: int | None, ptr: str) -> str | None:
 
 
 def _memory(mem: dict[str, Any], ptr: str) -> list[Setting]:
-    _unsupported(mem, ("kernel", "kernelTCP", "disableOOMKiller"), ptr)
+    _unsupported(mem, ("disableOOMKiller",), ptr)
+    warn_kernel_memory(mem, ptr)
     if mem.get("swappiness") not in (None, -1):
         raise ConfigError(f"{ptr}/swappiness", "cgroup v2 has no such setting")
     if mem.get("useHierarchy") is False:
@@ -236,6 +237,11 @@ class CgroupV2(Cgroup):
         return settings(resources)
 
     def check(self, resources: dict[str, Any]) -> None:
+        if os.path.exists(self.freezer_file()) and read(self.freezer_file()).strip() == "1":
+            raise PyrtError(f"cgroup {self.path}", "is frozen")
+        self._check_resources(resources)
+
+    def _check_resources(self, resources: dict[str, Any]) -> None:
         available = available_controllers(ROOT) | {"cgroup"}
         for setting in settings(resources):
             if setting.controller not in available:
@@ -245,7 +251,7 @@ class CgroupV2(Cgroup):
             device_rules.parse(resources["devices"], "/linux/resources/devices")
 
     def apply(self, resources: dict[str, Any]) -> None:
-        self.check(resources)
+        self._check_resources(resources)
         write_settings([(self.path, setting) for setting in settings(resources)])
         if resources.get("devices") is not None:
             from pyrt.cgroups import devices_bpf

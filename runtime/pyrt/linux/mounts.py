@@ -176,7 +176,7 @@ def _make_parent_private(rootfs: str) -> None:
         sc.mount(None, best, None, sc.MS_PRIVATE)
 
 
-def mount_one(root_fd: int, m: MountPlan, in_userns: bool) -> None:
+def mount_one(root_fd: int, m: MountPlan, in_userns: bool, cgroupns: bool = True) -> None:
     is_dir = True
     if m.bind:
         is_dir = os.path.isdir(m.source)
@@ -184,7 +184,7 @@ def mount_one(root_fd: int, m: MountPlan, in_userns: bool) -> None:
     try:
         target = fd_path(target_fd)
         if m.type == "cgroup":
-            _mount_cgroup(root_fd, m, in_userns)
+            _mount_cgroup(root_fd, m, cgroupns)
             return
         if m.bind:
             sc.mount(m.source, target, None, m.flags & (sc.MS_BIND | sc.MS_REC))
@@ -228,30 +228,29 @@ def _remount(target: str, flags: int) -> None:
         sc.mount(None, target, None, flags)
 
 
-def _mount_cgroup(root_fd: int, m: MountPlan, in_userns: bool) -> None:
+def _mount_cgroup(root_fd: int, m: MountPlan, cgroupns: bool) -> None:
     """A `cgroup` mount: cgroup2 on a unified host; on v1 a tmpfs with one mount per
-    hierarchy, which a cgroup namespace limits to the container's own subtree."""
+    hierarchy. In a cgroup namespace each mount's root is the container's own cgroup;
+    without one, the container's cgroup directories are bound there instead (as runc),
+    so it never sees the host's tree."""
     from pyrt import cgroups
 
     flags = m.flags & ~sc.MS_RDONLY
+    own = cgroups.own_cgroups()
+    if cgroups.host_mode() == cgroups.UNIFIED:
+        _mount_hierarchy(root_fd, m.destination, "", own.get("", "/"), m.flags, cgroupns)
+        return
     target_fd = open_in_root(root_fd, m.destination)
     try:
-        if cgroups.host_mode() == cgroups.UNIFIED:
-            sc.mount("cgroup2", fd_path(target_fd), "cgroup2", m.flags)
-            return
         sc.mount("tmpfs", fd_path(target_fd), "tmpfs", flags, "mode=755")
     finally:
         os.close(target_fd)
-    for hierarchy in cgroups.own_cgroups():
+    for hierarchy, path in own.items():
         if not hierarchy:
             continue
         name = hierarchy.removeprefix("name=")
-        sub = make_in_root(root_fd, f"{m.destination}/{name}")
-        try:
-            opts = hierarchy if hierarchy.startswith("name=") else name
-            sc.mount("cgroup", fd_path(sub), "cgroup", m.flags, opts)
-        finally:
-            os.close(sub)
+        os.close(make_in_root(root_fd, f"{m.destination}/{name}"))
+        _mount_hierarchy(root_fd, f"{m.destination}/{name}", hierarchy, path, m.flags, cgroupns)
         if "," in name:  # cpu,cpuacct -> also reachable as cpu and cpuacct
             for alias in name.split(","):
                 try:
@@ -264,6 +263,30 @@ def _mount_cgroup(root_fd: int, m: MountPlan, in_userns: bool) -> None:
             _remount(fd_path(target_fd), sc.MS_REMOUNT | sc.MS_RDONLY | flags)
         finally:
             os.close(target_fd)
+
+
+def _mount_hierarchy(root_fd: int, destination: str, hierarchy: str, path: str, flags: int,
+                     cgroupns: bool) -> None:
+    """One hierarchy ("" is cgroup2) at destination, showing only the cgroup at `path`."""
+    from pyrt import cgroups
+
+    target_fd = open_in_root(root_fd, destination)
+    try:
+        if cgroupns and hierarchy:
+            name = hierarchy.removeprefix("name=")
+            opts = hierarchy if hierarchy.startswith("name=") else name
+            sc.mount("cgroup", fd_path(target_fd), "cgroup", flags, opts)
+        elif cgroupns:
+            sc.mount("cgroup2", fd_path(target_fd), "cgroup2", flags)
+        else:
+            mount = f"{cgroups.ROOT}/{hierarchy.removeprefix('name=')}" if hierarchy \
+                else cgroups.ROOT
+            sc.mount(f"{mount}{path}", fd_path(target_fd), None, sc.MS_BIND)
+            os.close(target_fd)  # reopen: the fd still points at the covered directory
+            target_fd = open_in_root(root_fd, destination)
+            _remount(fd_path(target_fd), sc.MS_REMOUNT | sc.MS_BIND | flags)
+    finally:
+        os.close(target_fd)
 
 
 def _dir_fd(root_fd: int, path: str) -> int:
