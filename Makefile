@@ -8,7 +8,7 @@ DEMO   := build/demo-bundle
 APT_PACKAGES := gcc make python3-venv python3-dev libcap-dev libseccomp-dev busybox-static \
                 runc crun bash
 
-.PHONY: deps install demo test test-unit test-runtime test-runc lint bench clean
+.PHONY: deps install demo test test-unit test-runtime test-runc test-cgroupv2 lint bench clean
 
 deps:  ## system packages (apt)
 	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { \
@@ -38,6 +38,17 @@ test-runc: install  ## the same runtime tests against runc
 	PYRT_TEST_RUNTIME=$(RUNC) $(PY) -m pytest -q tests/runtime
 
 test: test-unit test-runtime test-runc  ## all of it
+
+# This host is cgroup v1: boot one throw-away cgroup v2 guest (QEMU, ~4 s) and run
+# tests/cgroupv2 in it against pyrt, then runc; junit XML lands in $(V2OUT).
+V2OUT    := build/cgroupv2
+V2PYTEST := $(PY) -m pytest -q -rs -p no:cacheprovider tests/cgroupv2
+test-cgroupv2: install  ## tests/cgroupv2 in a cgroup v2 guest, against pyrt and runc
+	rm -rf $(V2OUT) && mkdir -p $(V2OUT)
+	tests/cgroupv2/guest/run-in-guest -t 1800 --rw $(V2OUT) -- bash -c '\
+	  echo "== pyrt"; $(V2PYTEST) --junitxml=$(V2OUT)/pyrt.xml; a=$$?; \
+	  echo "== runc"; PYRT_TEST_RUNTIME=$(RUNC) $(V2PYTEST) --junitxml=$(V2OUT)/runc.xml; \
+	  exit $$((a | $$?))'
 
 bench: install  ## pyrt, runc and crun side by side -> bench/results.md
 	@command -v /usr/bin/time >/dev/null || apt-get install -y -qq time
