@@ -592,10 +592,9 @@ def main(argv: list[str] | None = None) -> int:
     except PyrtError as e:
         log.error(str(e))
         return 1
-    except OSError as e:
-        from pyrt.errors import oserror
-
-        log.error(str(oserror("pyrt", e)))
+    except OSError as e:  # one we did not expect to wrap: still one line
+        why = e.strerror or str(e)
+        log.error(f"{e.filename}: {why}" if e.filename else why)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -8,6 +8,7 @@ linked into place already locked, so no command ever sees a half-made container.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import time
@@ -92,6 +93,29 @@ def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
 
 
+def _locked_file(directory: str, name: str) -> int:
+    """Create `directory/name` already locked (exclusively): no one can open it unlocked."""
+    try:
+        fd = os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR):
+            raise
+        # no O_TMPFILE here (e.g. overlayfs before Linux 6.6): lock under a temporary
+        # name, then rename into place
+        tmp = os.path.join(directory, f".{name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(tmp, os.path.join(directory, name))
+        return fd
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:  # a dir_fd makes os.link use linkat(AT_SYMLINK_FOLLOW) on the magic link
+        os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    return fd
+
+
 class Container:
     """One container's directory, opened under its lock (held until close())."""
 
@@ -119,13 +143,11 @@ class Container:
             raise PyrtError(f"container {container_id}", "already exists") from None
         except OSError as e:
             raise oserror(f"container {container_id}", e) from None
-        fd = os.open(path, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        dir_fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:  # a dir_fd makes os.link use linkat(AT_SYMLINK_FOLLOW) on the magic link
-            os.link(f"/proc/self/fd/{fd}", "lock", dst_dir_fd=dir_fd)
-        finally:
-            os.close(dir_fd)
+        try:
+            fd = _locked_file(path, "lock")
+        except OSError as e:
+            os.rmdir(path)
+            raise oserror(f"container {container_id}", e) from None
         return cls(root, container_id, fd, None)
 
     @classmethod

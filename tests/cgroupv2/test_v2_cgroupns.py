@@ -12,7 +12,6 @@ SCRIPT = (
 )
 
 
-@pytest.mark.pending("#5 cgroup v2 devices")
 def test_own_subtree(rt, bundle_with):
     b = bundle_with({"memory": {"limit": 64 * MiB}, "pids": {"limit": 50}}, ("sh", "-c", SCRIPT))
     b.add_mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "ro"])

@@ -7,7 +7,6 @@ import rthelpers as h
 from v2helpers import cgdir, cgread
 
 
-@pytest.mark.pending("#5 cgroup v2 resources")
 def test_shares_quota_period_cpus_mems(rt, created):
     b = created({"cpu": {"shares": 1024, "quota": 50000, "period": 100000,
                          "cpus": "0", "mems": "0"}})
@@ -22,7 +21,6 @@ def test_shares_quota_period_cpus_mems(rt, created):
 
 
 @pytest.mark.pyrt_only  # runtime-spec 1.1 cpu.burst; runc 1.1.5 ignores it
-@pytest.mark.pending("#5 cgroup v2 resources")
 def test_burst(created):
     b = created({"cpu": {"quota": 50000, "period": 100000, "burst": 20000}})
     if not (cgdir(b) / "cpu.max.burst").exists():

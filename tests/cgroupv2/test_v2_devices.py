@@ -12,7 +12,6 @@ SCRIPT = (
 )
 
 
-@pytest.mark.pending("#5 cgroup v2 devices")
 def test_allowed_default_and_denied(rt, make_bundle):
     b = make_bundle(("sh", "-c", SCRIPT), write=False)
     # Neither 1:11 (/dev/kmsg) nor 1:12 (no driver: ENXIO once allowed) is among the

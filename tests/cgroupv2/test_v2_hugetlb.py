@@ -8,7 +8,6 @@ import pytest
 from v2helpers import MiB, cgread, need_controller
 
 
-@pytest.mark.pending("#5 cgroup v2 resources")
 def test_limit(created):
     need_controller("hugetlb")
     if not os.path.isdir("/sys/kernel/mm/hugepages/hugepages-2048kB"):

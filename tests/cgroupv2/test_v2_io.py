@@ -21,7 +21,6 @@ def block_device() -> tuple[int, int]:
     pytest.skip("no block device")
 
 
-@pytest.mark.pending("#5 cgroup v2 resources")
 def test_weight(created):
     need_controller("io")
     b = created({"blockIO": {"weight": 500}})
@@ -31,7 +30,6 @@ def test_weight(created):
         assert cgread(b, "io.weight") == f"default {1 + (500 - 10) * 9999 // 990}"
 
 
-@pytest.mark.pending("#5 cgroup v2 resources")
 def test_throttle(created):
     need_controller("io")
     major, minor = block_device()

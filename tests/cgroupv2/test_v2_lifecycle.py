@@ -9,7 +9,6 @@ from v2helpers import cgdir, cgread, keyed, start_and_wait_ready
 BACKGROUND = "sleep 1000 & echo >/ready; exec sleep 1000"
 
 
-@pytest.mark.pending("#5 cgroup v2 devices")
 def test_pause_resume_freezes_the_cgroup(rt, bundle_with):
     b = bundle_with({})
     rt.create_started(b)
@@ -23,7 +22,6 @@ def test_pause_resume_freezes_the_cgroup(rt, bundle_with):
     assert keyed(b, "cgroup.events")["frozen"] == "0"
 
 
-@pytest.mark.pending("#5 cgroup v2 devices")
 def test_delete_removes_the_cgroup(rt, bundle_with):
     b = bundle_with({"pids": {"limit": 10}})
     st = rt.create_started(b)
@@ -44,13 +42,11 @@ def _delete_force_kills_all(rt, b):
     h.wait_for(lambda: not any(h.pid_alive(p) for p in pids), what="the cgroup's processes to die")
 
 
-@pytest.mark.pending("#5 cgroup v2 devices")
 def test_delete_force_kills_a_running_container(rt, bundle_with):
     _delete_force_kills_all(rt, bundle_with({}, ("sh", "-c", BACKGROUND)))
 
 
 @pytest.mark.pyrt_only  # runc 1.1.5 rmdirs before the processes it killed are gone (EBUSY)
-@pytest.mark.pending("#5 cgroup v2 devices")
 def test_delete_force_kills_every_process_without_a_pid_namespace(rt, bundle_with):
     # Without a pid namespace the background sleep does not die with the init: only
     # killing the whole cgroup (cgroup.kill) gets it.

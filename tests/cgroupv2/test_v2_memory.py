@@ -7,7 +7,6 @@ import rthelpers as h
 from v2helpers import MiB, cgread, keyed
 
 
-@pytest.mark.pending("#5 cgroup v2 resources")
 def test_limit_reservation_and_swap(created):
     b = created({"memory": {"limit": 64 * MiB, "reservation": 32 * MiB, "swap": 96 * MiB}})
     assert cgread(b, "memory.max") == str(64 * MiB)
@@ -16,7 +15,6 @@ def test_limit_reservation_and_swap(created):
     assert cgread(b, "memory.swap.max") == str(32 * MiB)
 
 
-@pytest.mark.pending("#5 cgroup v2 resources")
 def test_allocation_beyond_the_limit_is_oom_killed(rt, bundle_with):
     b = bundle_with({"memory": {"limit": 32 * MiB, "swap": 32 * MiB}},
                     ("sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=1; echo $? >/rc"))

@@ -10,7 +10,6 @@ FORK_BOMB = ("sh -c 'while :; do sleep 1000 & done' 2>/err;"
              " echo >/ready; exec sleep 1000")
 
 
-@pytest.mark.pending("#5 cgroup v2 resources")
 def test_limit_and_fork_failure(rt, bundle_with):
     b = bundle_with({"pids": {"limit": 8}}, ("sh", "-c", FORK_BOMB))
     start_and_wait_ready(rt, b)

@@ -7,7 +7,6 @@ import rthelpers as h
 from v2helpers import MiB, cgdir, cgread
 
 
-@pytest.mark.pending("#5 cgroup v2 resources")
 def test_files_written_as_named(created):
     b = created({"unified": {"memory.high": str(48 * MiB), "pids.max": "20",
                              "cpu.weight": "77"}})
@@ -16,7 +15,6 @@ def test_files_written_as_named(created):
     assert cgread(b, "cpu.weight") == "77"
 
 
-@pytest.mark.pending("#5 cgroup v2 resources")
 @pytest.mark.parametrize(("resources", "mentions"), [
     ({"unified": {"memory.no_such_file": "1"}}, "memory.no_such_file"),
     ({"memory": {"limit": 64 * MiB, "swap": 32 * MiB}}, "swap"),

@@ -9,7 +9,6 @@ import rthelpers as h
 from v2helpers import MiB, cgread
 
 
-@pytest.mark.pending("#5 update")
 def test_update_flags(rt, created):
     b = created({"memory": {"limit": 64 * MiB}, "pids": {"limit": 10}})
     h.assert_ok(rt("update", "--memory", str(128 * MiB), "--pids-limit", "30",
@@ -20,7 +19,6 @@ def test_update_flags(rt, created):
     assert cgread(b, "cpu.weight") == str(1 + ((512 - 2) * 9999) // 262142)
 
 
-@pytest.mark.pending("#5 update")
 def test_update_resources_json(rt, created, tmp_path):
     b = created({"memory": {"limit": 64 * MiB}, "pids": {"limit": 10}})
     resources = {"memory": {"limit": 96 * MiB}, "pids": {"limit": 40},
@@ -35,7 +33,6 @@ def test_update_resources_json(rt, created, tmp_path):
     assert cgread(b, "cpuset.cpus") == "0"
 
 
-@pytest.mark.pending("#5 events")
 def test_events_stats(rt, bundle_with):
     b = bundle_with({"memory": {"limit": 64 * MiB}})
     rt.create_started(b)

@@ -253,7 +253,7 @@ class CgroupV1(Cgroup):
 
     def check(self, resources: dict[str, Any]) -> None:
         freezer = self.freezer_file()
-        if freezer and os.path.exists(freezer) and read(freezer).strip() != "THAWED":
+        if freezer and os.path.exists(freezer) and read(freezer).strip() in ("FREEZING", "FROZEN"):
             raise PyrtError(f"cgroup {os.path.dirname(freezer)}", "is frozen")
         self._placed(resources)
 
