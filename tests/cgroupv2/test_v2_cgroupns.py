@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import rthelpers as h
 from v2helpers import MiB
 

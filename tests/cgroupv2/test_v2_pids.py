@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from v2helpers import cgread, keyed, start_and_wait_ready
 
 # The inner sh forks sleeps until fork fails; the outer one then uses builtins only.

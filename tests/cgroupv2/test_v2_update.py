@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import rthelpers as h
 from v2helpers import MiB, cgread
 

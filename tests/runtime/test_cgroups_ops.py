@@ -28,7 +28,6 @@ import os
 import signal
 
 import cghelpers as cg
-import pytest
 import rthelpers as h
 from cghelpers import set_resources
 from rthelpers import assert_ok, describe
