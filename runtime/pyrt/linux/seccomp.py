@@ -72,10 +72,14 @@ _AT = "/linux/seccomp"
 
 
 class Program:
-    """A built filter: the BPF instructions, the seccomp(2) flags and the listener."""
+    """A built filter: the BPF instructions, the seccomp(2) flags and the listener.
+    Made in the parent: the init, in the container's mount namespace, imports nothing."""
 
     def __init__(self, bpf: bytes, flags: int, listener_path: str = "",
                  listener_metadata: str = "") -> None:
+        from pyrt._seccomp import lib
+
+        self.set_filter = lib.pyrt_seccomp_set_filter
         self.bpf = bpf
         self.flags = flags
         self.listener_path = listener_path
@@ -227,9 +231,7 @@ def version() -> str:
 
 def load(program: Program) -> int:
     """Install the filter on the calling thread; the listener fd, or -1 without one."""
-    from pyrt._seccomp import lib
-
-    rc = lib.pyrt_seccomp_set_filter(program.flags, program.bpf, len(program.bpf) // 8)
+    rc = program.set_filter(program.flags, program.bpf, len(program.bpf) // 8)
     if rc < 0:
         raise PyrtError("seccomp", f"cannot load the filter: {os.strerror(-rc)}")
     return rc if program.notify else -1
