@@ -13,7 +13,7 @@ from __future__ import annotations
 import _signal
 import os
 
-from pyrt.linux import namespaces, process, seccomp, terminal
+from pyrt.linux import namespaces, process, terminal
 from pyrt.linux import syscalls as sc
 
 TYPE_CHECKING = False
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from pyrt.config import Process
     from pyrt.linux.caps import CapPlan
+    from pyrt.linux.seccomp import Program
     from pyrt.linux.sync import Channel
 
 
@@ -34,7 +35,11 @@ class ExecPlan:
         from pyrt.linux.caps import CapPlan
 
         self.process = proc
-        self.seccomp = seccomp.Program.from_json(seccomp_doc) if seccomp_doc else None
+        self.seccomp: Program | None = None
+        if seccomp_doc:
+            from pyrt.linux.seccomp import Program
+
+            self.seccomp = Program.from_json(seccomp_doc)
         self.ns_fds = ns_fds
         self.preserve_fds = preserve_fds
         self.caps: CapPlan = CapPlan(proc.capabilities)
@@ -71,10 +76,10 @@ def _become(plan: ExecPlan, ch: Channel) -> NoReturn:
         os.close(master)
         terminal.become_session_leader(name)
     if plan.seccomp is not None and not proc.noNewPrivileges:
-        seccomp.install(plan.seccomp, ch)
+        plan.seccomp.install(ch)
     executable, env = process.become(proc, plan.caps, plan.rlimits)
     if plan.seccomp is not None and proc.noNewPrivileges:
-        seccomp.install(plan.seccomp, ch)
+        plan.seccomp.install(ch)
     ch.send("ready")
     ch.close()
     process.execve(executable, proc.args, env, plan.preserve_fds)

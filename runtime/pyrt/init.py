@@ -20,7 +20,7 @@ import os
 
 from pyrt import state
 from pyrt.errors import ConfigError, PyrtError, oserror
-from pyrt.linux import caps, devices, hooks, mounts, namespaces, process, seccomp, terminal
+from pyrt.linux import caps, devices, hooks, mounts, namespaces, process, terminal
 from pyrt.linux import syscalls as sc
 
 TYPE_CHECKING = False
@@ -73,6 +73,8 @@ class Plan:
         self.pid_ns_in_init = bool(self.new_flags & sc.CLONE_NEWPID) and self.in_userns
         self.seccomp: Program | None = None
         if linux.seccomp is not None:
+            from pyrt.linux import seccomp
+
             self.seccomp = seccomp.build(linux.seccomp)
         self.ns_fds: dict[str, int] = {}
         self.fifo_fd = -1
@@ -201,12 +203,12 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
     if config.root.readonly:
         mounts.readonly_root()
     if plan.seccomp is not None and not proc.noNewPrivileges:
-        seccomp.install(plan.seccomp, ch)  # needs CAP_SYS_ADMIN without no_new_privs
+        plan.seccomp.install(ch)  # needs CAP_SYS_ADMIN without no_new_privs
     executable, env = process.become(proc, plan.caps, plan.rlimits)
 
     sc.prctl(sc.PR_SET_PDEATHSIG, 0)  # from here on we outlive `pyrt create`
     if plan.seccomp is not None and proc.noNewPrivileges:
-        seccomp.install(plan.seccomp, ch)
+        plan.seccomp.install(ch)
     ch.send("ready")
     # Blocks until `pyrt start` opens the fifo for reading.
     fifo = os.open(f"fd/{plan.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc_self)

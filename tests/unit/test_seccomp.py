@@ -285,7 +285,7 @@ def _in_child(program: seccomp.Program, *calls: Any) -> list[int]:
         results = []
         try:
             sc.prctl(PR_SET_NO_NEW_PRIVS, 1)
-            seccomp.load(program)
+            program.load()
             for call in calls:
                 try:
                     call()
@@ -347,4 +347,4 @@ def test_load_without_no_new_privs_or_cap_sys_admin_fails() -> None:
     if os.geteuid() == 0:
         pytest.skip("root holds CAP_SYS_ADMIN")
     with pytest.raises(Exception, match="cannot load the filter"):
-        seccomp.load(program)
+        program.load()

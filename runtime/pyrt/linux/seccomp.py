@@ -98,6 +98,24 @@ class Program:
         return cls(bytes.fromhex(doc["bpf"]), doc["flags"], doc["listenerPath"],
                    doc["listenerMetadata"])
 
+    # In the init (or exec's child): methods, so that nothing is imported there.
+
+    def load(self) -> int:
+        """Install the filter on the calling thread; the listener fd, or -1."""
+        rc = self.set_filter(self.flags, self.bpf, len(self.bpf) // 8)
+        if rc < 0:
+            raise PyrtError("seccomp", f"cannot load the filter: {os.strerror(-rc)}")
+        return rc if self.notify else -1
+
+    def install(self, ch: Channel) -> None:
+        """Load the filter; a listener fd goes to the parent, and we wait until it has
+        been passed on (the process may block on it from its next notified syscall)."""
+        fd = self.load()
+        if fd >= 0:
+            ch.send("seccomp", fd=fd)
+            os.close(fd)
+            ch.recv("seccomp-done")
+
 
 def action(name: str, errno_ret: int | None) -> int:
     """The filter return value for a spec action (ERRNO and TRACE carry an errno)."""
@@ -225,26 +243,6 @@ def version() -> str:
 
     v = lib.seccomp_version()
     return f"{v.major}.{v.minor}.{v.micro}"
-
-
-# ---------------------------------------------------------------- in the init
-
-def load(program: Program) -> int:
-    """Install the filter on the calling thread; the listener fd, or -1 without one."""
-    rc = program.set_filter(program.flags, program.bpf, len(program.bpf) // 8)
-    if rc < 0:
-        raise PyrtError("seccomp", f"cannot load the filter: {os.strerror(-rc)}")
-    return rc if program.notify else -1
-
-
-def install(program: Program, ch: Channel) -> None:
-    """Load the filter; a listener fd goes to the parent, and we wait until it has
-    been passed on (the process may block on it from its next notified syscall)."""
-    fd = load(program)
-    if fd >= 0:
-        ch.send("seccomp", fd=fd)
-        os.close(fd)
-        ch.recv("seccomp-done")
 
 
 # ---------------------------------------------------------------- in the parent
