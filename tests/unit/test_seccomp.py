@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -348,3 +350,85 @@ def test_load_without_no_new_privs_or_cap_sys_admin_fails() -> None:
         pytest.skip("root holds CAP_SYS_ADMIN")
     with pytest.raises(Exception, match="cannot load the filter"):
         program.load()
+
+
+# ---------------------------------------------------------------- the -ENOSYS stub
+
+def _x86_64_syscalls() -> dict[str, int]:
+    """Syscall numbers from the kernel headers (linux-libc-dev)."""
+    import re
+
+    text = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h").read_text()
+    return {m[1]: int(m[2]) for m in re.finditer(r"#define __NR_(\w+) (\d+)", text)}
+
+
+def _run_stub(code: bytes, arch: int, nr: int) -> int | str:
+    """Run the stub's classic BPF on (arch, nr): its return value, or "filter" when it
+    falls through to the filter behind it."""
+    insns = [struct.unpack("=HBBI", code[i:i + 8]) for i in range(0, len(code), 8)]
+    acc, pc = 0, 0
+    while pc < len(insns):
+        op, jt, jf, k = insns[pc]
+        if op == 0x20:  # ld [k]
+            acc = {0: nr, 4: arch}[k]
+        elif op == 0x06:  # ret k
+            return k
+        elif op == 0x05:  # ja k
+            pc += k
+        else:
+            hit = {0x15: acc == k, 0x25: acc > k, 0x45: bool(acc & k)}[op]
+            pc += jt if hit else jf
+        pc += 1
+    assert pc == len(insns)
+    return "filter"
+
+
+def test_enosys_stub_jumps() -> None:
+    from pyrt.linux import seccomp_enosys as enosys
+
+    x86_64, i386, x32, aarch64 = 0xC000003E, 0x40000003, 0x4000003E, 0xC00000B7
+    bit = enosys.X32_SYSCALL_BIT
+    code = enosys.stub({x86_64: 300, i386: 400, x32: bit | 200})
+    enosys_ret = 0x00050000 | errno.ENOSYS
+    for arch, nr, want in [
+        (x86_64, 0, "filter"), (x86_64, 300, "filter"), (x86_64, 301, enosys_ret),
+        (x86_64, 999, enosys_ret), (x86_64, bit | 200, "filter"),
+        (x86_64, bit | 201, enosys_ret), (i386, 400, "filter"), (i386, 401, enosys_ret),
+        (aarch64, 999, "filter"),
+    ]:
+        assert _run_stub(code, arch, nr) == want, (hex(arch), nr)
+    only_x32 = enosys.stub({x32: bit | 200})
+    assert _run_stub(only_x32, x86_64, 999) == "filter"
+    assert _run_stub(only_x32, x86_64, bit | 201) == enosys_ret
+    assert enosys.stub({}) == b""
+
+
+def test_enosys_stub_only_for_denying_defaults() -> None:
+    from pyrt.linux import seccomp_enosys as enosys
+
+    for name in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE"):
+        assert not enosys.wanted(seccomp.action(name, None))
+    assert not enosys.wanted(seccomp.action("SCMP_ACT_ERRNO", errno.ENOSYS))
+    for name in ("SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP"):
+        assert enosys.wanted(seccomp.action(name, None))
+    denying = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": ["write"], "action": "SCMP_ACT_ALLOW"}]}
+    no_archs = build(denying)
+    with_archs = build({**denying, "architectures": ["SCMP_ARCH_X86_64"]})
+    assert len(with_archs.bpf) > len(no_archs.bpf)  # as runc: no architectures, no stub
+    allowing = _rule()
+    assert build(allowing).bpf == build({**allowing, "architectures": ["SCMP_ARCH_X86_64"]}).bpf
+
+
+def test_syscalls_newer_than_the_profile_get_enosys(tmp_path: Any) -> None:
+    if os.uname().machine != "x86_64":
+        pytest.skip("syscall numbers of x86_64")
+    numbers = _x86_64_syscalls()
+    allowed = [n for n, nr in numbers.items() if nr <= 300 and n not in ("mkdir", "mkdirat")]
+    program = build({"defaultAction": "SCMP_ACT_ERRNO", "flags": [],
+                     "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                     "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]})
+    assert numbers["pidfd_open"] > 300
+    assert _in_child(program, lambda: os.mkdir(tmp_path / "x"),
+                     lambda: os.close(os.pidfd_open(os.getpid())),
+                     lambda: os.stat(tmp_path)) == [errno.EPERM, errno.ENOSYS, 0]

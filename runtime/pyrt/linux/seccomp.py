@@ -13,12 +13,13 @@ SCMP_ACT_NOTIFY: the kernel returns a listener fd at load; the init passes it to
 parent, which sends it with the container process state to linux.seccomp.listenerPath
 (runtime-spec config-linux.md, "The Container Process State").
 
-Left as in runc: unknown syscall names are skipped (they may be newer than this
-libseccomp, or of another arch), a rule whose action is the default one is dropped,
-several conditions on one argument make one rule each (alternatives), SCMP_ACT_KILL
-kills the thread, ERRNO and TRACE default to EPERM, SECCOMP_FILTER_FLAG_TSYNC is
-accepted and ignored (the init has one thread), and with no "flags" at all
-SECCOMP_FILTER_FLAG_SPEC_ALLOW is set when the kernel has it (runc >= 1.2).
+Left as in runc: the -ENOSYS stub in front of a denying filter (seccomp_enosys.py);
+unknown syscall names are skipped (they may be newer than this libseccomp, or of
+another arch); a rule whose action is the default one is dropped; several conditions
+on one argument make one rule each (alternatives); SCMP_ACT_KILL kills the thread;
+ERRNO and TRACE default to EPERM; SECCOMP_FILTER_FLAG_TSYNC is accepted and ignored
+(the init has one thread); with no "flags" at all SECCOMP_FILTER_FLAG_SPEC_ALLOW is
+set when the kernel has it (runc >= 1.2).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import os
 
 from pyrt.errors import ConfigError, PyrtError, oserror
+from pyrt.linux import seccomp_enosys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -173,12 +175,14 @@ def build(sec: Seccomp) -> Program | None:
     ctx = lib.seccomp_init(default)
     if ctx == ffi.NULL:
         raise ConfigError(f"{_AT}/defaultAction", "libseccomp refuses this action")
+    tokens = []
     try:
         for i, arch in enumerate(sec.architectures):
             token = arch_token(arch)
             if not token:
                 raise ConfigError(f"{_AT}/architectures/{i}",
                                   f"{arch} is not supported by libseccomp {version()}")
+            tokens.append(token)
             rc = lib.seccomp_arch_add(ctx, token)
             if rc < 0 and rc != -_EEXIST:
                 raise ConfigError(f"{_AT}/architectures/{i}", os.strerror(-rc))
@@ -194,7 +198,22 @@ def build(sec: Seccomp) -> Program | None:
         bpf = _export(ctx)
     finally:
         lib.seccomp_release(ctx)
+    if seccomp_enosys.wanted(default):
+        bpf = seccomp_enosys.stub(last_syscalls(tokens, sec.syscalls)) + bpf
     return Program(bpf, filter_flags(sec, notify), sec.listenerPath, sec.listenerMetadata)
+
+
+def last_syscalls(tokens: list[int], rules: list[Syscall]) -> dict[int, int]:
+    """The largest syscall number the rules name, for each arch token that has one."""
+    from pyrt._seccomp import lib
+
+    names = {name.encode() for rule in rules for name in rule.names}
+    last = {}
+    for token in dict.fromkeys(tokens):
+        nr = max((lib.seccomp_syscall_resolve_name_arch(token, n) for n in names), default=0)
+        if nr > 0:
+            last[token] = nr
+    return last
 
 
 def _add_rule(ctx: Any, act: int, rule: Syscall, ptr: str) -> None:
