@@ -48,4 +48,4 @@ lint: install
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf build $(VENV) runtime/pyrt/_shim*.so runtime/*.egg-info
+	rm -rf build $(VENV) runtime/pyrt/_shim*.so runtime/pyrt/_seccomp*.so runtime/*.egg-info

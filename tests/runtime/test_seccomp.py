@@ -245,6 +245,19 @@ def test_loaded_with_and_without_no_new_privileges(rt, make_bundle, no_new_privs
     assert "No space left on device" in res.stderr, describe(res)
 
 
+@pytest.mark.parametrize("no_new_privs", [True, False])
+def test_loaded_in_a_user_namespace(rt, make_bundle, no_new_privs):
+    # without no_new_privs, CAP_SYS_ADMIN in the container's own user namespace suffices
+    b = make_bundle(("sh", "-c", "mkdir /tmp/n; echo status=$?; id -u"), write=False)
+    b.config["linux"]["namespaces"].append({"type": "user"})
+    for key in ("uidMappings", "gidMappings"):
+        b.config["linux"][key] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+    res = rt.run(with_seccomp(b, deny("mkdir", "mkdirat", errnoRet=ENOSPC),
+                              noNewPrivileges=no_new_privs))
+    assert lines(res) == ["status=1", "0"], describe(res)
+    assert "No space left on device" in res.stderr, describe(res)
+
+
 def test_exec_gets_the_container_filter(rt, make_bundle):
     b = make_bundle(("sleep", "100"), write=False)
     with_seccomp(b, deny("mkdir", "mkdirat", errnoRet=ENOSPC))
