@@ -6,7 +6,7 @@ PYRT   := $(VENV)/bin/pyrt
 RUNC   ?= $(shell command -v runc)
 DEMO   := build/demo-bundle
 APT_PACKAGES := gcc make python3-venv python3-dev libcap-dev libseccomp-dev busybox-static \
-                runc crun bash
+                runc crun bash golang-github-containers-common
 
 .PHONY: deps install demo test test-unit test-runtime test-runc test-cgroupv2 lint bench clean
 
@@ -59,4 +59,4 @@ lint: install
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf build $(VENV) runtime/pyrt/_shim*.so runtime/*.egg-info
+	rm -rf build $(VENV) runtime/pyrt/_shim*.so runtime/pyrt/_seccomp*.so runtime/*.egg-info

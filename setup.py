@@ -1,5 +1,5 @@
-"""Only here to hand the cffi shim to setuptools; metadata lives in pyproject.toml."""
+"""Only here to hand the cffi modules to setuptools; metadata lives in pyproject.toml."""
 
 from setuptools import setup
 
-setup(cffi_modules=["csrc/build_shim.py:ffibuilder"])
+setup(cffi_modules=["csrc/build_shim.py:ffibuilder", "csrc/build_seccomp.py:ffibuilder"])

@@ -34,6 +34,22 @@ CAPABILITIES = (
     "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
     "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
 )
+SECCOMP_ACTIONS = (
+    "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",
+    "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY",
+)
+SECCOMP_OPERATORS = ("SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ",
+                     "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ")
+SECCOMP_ARCHS = (
+    "SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390", "SCMP_ARCH_S390X", "SCMP_ARCH_PARISC",
+    "SCMP_ARCH_PARISC64", "SCMP_ARCH_RISCV64", "SCMP_ARCH_LOONGARCH64", "SCMP_ARCH_M68K",
+    "SCMP_ARCH_SH", "SCMP_ARCH_SHEB",
+)
+SECCOMP_FLAGS = ("SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
+                 "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV")
 RLIMIT_TYPES = (
     "RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_LOCKS",
     "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_NOFILE", "RLIMIT_NPROC",
@@ -123,6 +139,33 @@ class Device:
 
 
 @record
+class SeccompArg:
+    index: int
+    value: int
+    op: str
+    valueTwo: int = 0
+
+
+@record
+class Syscall:
+    names: list[str]
+    action: str
+    errnoRet: int | None = None
+    args: list[SeccompArg] = field(default_factory=list)
+
+
+@record
+class Seccomp:
+    defaultAction: str = ""
+    defaultErrnoRet: int | None = None
+    architectures: list[str] = field(default_factory=list)
+    flags: list[str] | None = None  # None (absent) differs from []: see linux/seccomp.py
+    listenerPath: str = ""
+    listenerMetadata: str = ""
+    syscalls: list[Syscall] = field(default_factory=list)
+
+
+@record
 class Linux:
     namespaces: list[Namespace] = field(default_factory=list)
     uidMappings: list[IDMapping] = field(default_factory=list)
@@ -136,7 +179,7 @@ class Linux:
     maskedPaths: list[str] = field(default_factory=list)
     readonlyPaths: list[str] = field(default_factory=list)
     mountLabel: str = ""
-    seccomp: dict[str, Any] | None = None
+    seccomp: Seccomp | None = None
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:
@@ -280,6 +323,25 @@ def _strlist(v: Any, p: str) -> list[str]:
     return _list(v, p, _str)
 
 
+def _u64(v: Any, p: str) -> int:
+    if _uint(v, p) >= 1 << 64:
+        raise ConfigError(p, "must fit in 64 bits")
+    return v  # type: ignore[no-any-return]
+
+
+def _seccomp(v: Any, p: str) -> Seccomp:
+    arg: dict[str, Callable[[Any, str], Any]] = {
+        "index": _uint, "value": _u64, "valueTwo": _u64, "op": _str}
+    rule: dict[str, Callable[[Any, str], Any]] = {
+        "names": _strlist, "action": _str, "errnoRet": _uint,
+        "args": lambda v, p: _list(v, p, lambda v, p: _obj(v, p, SeccompArg, arg))}
+    return _obj(v, p, Seccomp, {
+        "defaultAction": _str, "defaultErrnoRet": _uint, "architectures": _strlist,
+        "flags": _strlist, "listenerPath": _str, "listenerMetadata": _str,
+        "syscalls": lambda v, p: _list(v, p, lambda v, p: _obj(v, p, Syscall, rule)),
+    })
+
+
 def _mount(v: Any, p: str) -> Mount:
     return _obj(v, p, Mount, {
         "destination": _str, "type": _str, "source": _str, "options": _strlist,
@@ -352,14 +414,14 @@ def _linux(v: Any, p: str) -> Linux:
         "maskedPaths": _strlist,
         "readonlyPaths": _strlist,
         "mountLabel": _str,
-        "seccomp": lambda v, p: _expect(v, dict, p),
+        "seccomp": _seccomp,
     })
 
 
 # Valid settings pyrt cannot honour yet: `create` refuses them rather than run a container
 # without them (a silently skipped hook or seccomp profile would be a security hole).
 UNSUPPORTED = (
-    ("linux", "seccomp"), ("linux", "intelRdt"), ("linux", "personality"),
+    ("linux", "intelRdt"), ("linux", "personality"),
     ("linux", "netDevices"), ("linux", "memoryPolicy"), ("process", "ioPriority"),
     ("process", "scheduler"), ("process", "execCPUAffinity"),
 )
@@ -486,6 +548,8 @@ def problems(config: Config) -> Iterator[ConfigError]:
         if not m.destination:
             yield ConfigError(f"/mounts/{i}/destination", "must not be empty")
     yield from _sysctl_problems(config)
+    if linux.seccomp is not None:
+        yield from seccomp_problems(linux.seccomp)
 
 
 def process_problems(proc: Process, at: str = "/process") -> Iterator[ConfigError]:
@@ -531,3 +595,57 @@ def _sysctl_problems(config: Config) -> Iterator[ConfigError]:
                 yield ConfigError(ptr, "needs a uts namespace")
         else:
             yield ConfigError(ptr, "is not namespaced: it would change the host")
+
+
+_ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
+# the init hands the notify fd to pyrt with sendmsg; runc's own hand-off writes
+_NOT_NOTIFIABLE = ("write", "sendmsg")
+
+
+def seccomp_problems(sec: Seccomp, at: str = "/linux/seccomp") -> Iterator[ConfigError]:
+    """linux.seccomp against the spec's names and rules (libseccomp checks the rest)."""
+    if not sec.defaultAction and not sec.syscalls:
+        return  # as runc: no default action and no rules is no filter at all
+    yield from _action_problems(sec.defaultAction, sec.defaultErrnoRet, f"{at}/defaultAction",
+                                f"{at}/defaultErrnoRet")
+    if sec.defaultAction == "SCMP_ACT_NOTIFY":
+        yield ConfigError(f"{at}/defaultAction", "SCMP_ACT_NOTIFY cannot be the default action")
+    for i, arch in enumerate(sec.architectures):
+        if arch not in SECCOMP_ARCHS:
+            yield ConfigError(f"{at}/architectures/{i}", f"unknown architecture {arch!r}")
+    for i, flag in enumerate(sec.flags or ()):
+        if flag not in SECCOMP_FLAGS:
+            yield ConfigError(f"{at}/flags/{i}", f"unknown flag {flag!r}")
+    if sec.listenerMetadata and not sec.listenerPath:
+        yield ConfigError(f"{at}/listenerMetadata", "needs a listenerPath")
+    notify = False
+    for i, rule in enumerate(sec.syscalls):
+        ptr = f"{at}/syscalls/{i}"
+        yield from _action_problems(rule.action, rule.errnoRet, f"{ptr}/action",
+                                    f"{ptr}/errnoRet")
+        if not rule.names:
+            yield ConfigError(f"{ptr}/names", "must name at least one syscall")
+        for j, name in enumerate(rule.names):
+            if not name:
+                yield ConfigError(f"{ptr}/names/{j}", "must not be empty")
+            elif rule.action == "SCMP_ACT_NOTIFY" and name in _NOT_NOTIFIABLE:
+                yield ConfigError(f"{ptr}/names/{j}",
+                                  f"SCMP_ACT_NOTIFY cannot be used for {name}")
+        notify = notify or rule.action == "SCMP_ACT_NOTIFY"
+        for k, arg in enumerate(rule.args):
+            if arg.index > 5:
+                yield ConfigError(f"{ptr}/args/{k}/index", "must be 0 to 5")
+            if arg.op not in SECCOMP_OPERATORS:
+                yield ConfigError(f"{ptr}/args/{k}/op", f"unknown operator {arg.op!r}")
+    if notify and not sec.listenerPath:
+        yield ConfigError(f"{at}/listenerPath", "SCMP_ACT_NOTIFY needs a listenerPath")
+
+
+def _action_problems(action: str, errno_ret: int | None, ptr: str, errno_ptr: str
+                     ) -> Iterator[ConfigError]:
+    if action not in SECCOMP_ACTIONS:
+        yield ConfigError(ptr, f"unknown action {action!r}" if action else "is required")
+    elif errno_ret is not None and action not in _ERRNO_ACTIONS:
+        yield ConfigError(errno_ptr, f"{action} takes no errno")
+    if errno_ret is not None and errno_ret > 0xFFFF:
+        yield ConfigError(errno_ptr, "must be at most 65535")

@@ -63,6 +63,7 @@ def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
             resources=config.linux.resources,
             freezer=cgroup.freezer_file(),
             new_pidns=config.linux.namespace("pid") is not None, hooks=config.hooks,
+            seccomp=plan.seccomp.to_json() if plan.seccomp else None,
         ))
         if pid_file:
             _write_pid_file(pid_file, pid)
@@ -123,9 +124,15 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
         cgroup.add(pid, memory=True)
         parent_ch.send("go")
         while True:
-            msg = parent_ch.recv(("hooks", "console", "ready"))
+            msg = parent_ch.recv(("hooks", "console", "seccomp", "ready"))
             if msg["type"] == "ready":
                 break
+            if msg["type"] == "seccomp":
+                from pyrt.linux import seccomp
+
+                seccomp.forward(plan.seccomp, msg, parent_ch, pid,
+                                plan.spec_state("creating", pid))
+                continue
             if msg["type"] == "hooks" and runtime_hooks:
                 runtime_hooks = False
                 for kind in ("prestart", "createRuntime"):
@@ -430,7 +437,7 @@ def exec_process(root: str, container_id: str, make_process: Any, *, detach: boo
                 os.close(fd)
             raise PyrtError(f"container {container_id}", "cannot exec in a stopped container")
     try:
-        plan = exec_init.ExecPlan(proc, ns_fds, preserve_fds)
+        plan = exec_init.ExecPlan(proc, ns_fds, preserve_fds, st.seccomp)
         if not detach:
             sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # the process is our grandchild
         parent_ch, child_ch = Channel.pair()
@@ -452,7 +459,10 @@ def exec_process(root: str, container_id: str, make_process: Any, *, detach: boo
         parent_ch.send("go")
         if proc.terminal:
             master = _take_console(parent_ch.recv("console"), console_socket)
-        parent_ch.recv("ready")
+        while (msg := parent_ch.recv(("seccomp", "ready")))["type"] == "seccomp":
+            from pyrt.linux import seccomp
+
+            seccomp.forward(plan.seccomp, msg, parent_ch, pid, st.hook_state(RUNNING))
         if pid_file:
             _write_pid_file(pid_file, pid)
     except BaseException:

@@ -3,7 +3,9 @@
 The first child joins the init's namespaces (user first); joining a pid namespace only
 places our children in it, so it forks once more, hands the grandchild's pid to the
 parent and leaves. The grandchild waits until the parent has put it in the container's
-cgroup, takes its terminal, becomes the process the JSON describes, and execs.
+cgroup, takes its terminal, becomes the process the JSON describes, puts on the
+container's seccomp filter (before becoming it without no_new_privs, as in init.py),
+and execs.
 """
 
 from __future__ import annotations
@@ -16,20 +18,28 @@ from pyrt.linux import syscalls as sc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
     from pyrt.config import Process
     from pyrt.linux.caps import CapPlan
+    from pyrt.linux.seccomp import Program
     from pyrt.linux.sync import Channel
 
 
 class ExecPlan:
     """The process to add, checked before the fork."""
 
-    def __init__(self, proc: Process, ns_fds: dict[str, int], preserve_fds: int) -> None:
+    def __init__(self, proc: Process, ns_fds: dict[str, int], preserve_fds: int,
+                 seccomp_doc: dict[str, Any] | None = None) -> None:
+        """`seccomp_doc`: the container's filter as create saved it in its state."""
         from pyrt.linux.caps import CapPlan
 
         self.process = proc
+        self.seccomp: Program | None = None
+        if seccomp_doc:
+            from pyrt.linux.seccomp import Program
+
+            self.seccomp = Program.from_json(seccomp_doc)
         self.ns_fds = ns_fds
         self.preserve_fds = preserve_fds
         self.caps: CapPlan = CapPlan(proc.capabilities)
@@ -65,7 +75,11 @@ def _become(plan: ExecPlan, ch: Channel) -> NoReturn:
         ch.send("console", fd=master, name=name)
         os.close(master)
         terminal.become_session_leader(name)
+    if plan.seccomp is not None and not proc.noNewPrivileges:
+        plan.seccomp.install(ch)
     executable, env = process.become(proc, plan.caps, plan.rlimits)
+    if plan.seccomp is not None and proc.noNewPrivileges:
+        plan.seccomp.install(ch)
     ch.send("ready")
     ch.close()
     process.execve(executable, proc.args, env, plan.preserve_fds)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 def features() -> dict[str, Any]:
     from pyrt import cgroups
     from pyrt.config import NAMESPACE_TYPES
-    from pyrt.linux import caps, mounts
+    from pyrt.linux import caps, mounts, seccomp
 
     mode = cgroups.host_mode()
     return {
@@ -33,14 +33,15 @@ def features() -> dict[str, Any]:
                 "systemdUser": False,
                 "rdma": False,
             },
-            "seccomp": {"enabled": False},
+            "seccomp": seccomp.features(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},
             "netDevices": {"enabled": False},
         },
-        "annotations": {"org.pyrt.version": __version__},
+        "annotations": {"org.pyrt.version": __version__,
+                        "io.github.seccomp.libseccomp.version": seccomp.version()},
     }
 
 

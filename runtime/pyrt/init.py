@@ -8,8 +8,9 @@ Order, as runc's: join namespaces given by path (user first); make a user namesp
 and wait for its id maps; make the other namespaces (a new pid namespace inside a
 user namespace needs one more fork); set up the rootfs and /dev; pivot_root; once the
 parent has put us in our cgroup, make the cgroup namespace; masked and read-only paths;
-rlimits; user and capabilities; no_new_privs; say "ready"; block opening the exec fifo
-until `start`; execve.
+rlimits; user and capabilities; no_new_privs; the seccomp filter (before the user and
+capabilities change when there is no no_new_privs: see linux/seccomp.py); say "ready";
+block opening the exec fifo until `start`; execve.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
     from pyrt.config import Config
+    from pyrt.linux.seccomp import Program
     from pyrt.linux.sync import Channel
 
 
@@ -70,6 +72,11 @@ class Plan:
         # a new pid namespace must belong to the container's user namespace, so with one
         # the init makes it after entering that user namespace, and forks once more
         self.pid_ns_in_init = bool(self.new_flags & sc.CLONE_NEWPID) and self.in_userns
+        self.seccomp: Program | None = None
+        if linux.seccomp is not None:
+            from pyrt.linux import seccomp
+
+            self.seccomp = seccomp.build(linux.seccomp)
         self.ns_fds: dict[str, int] = {}
         self.fifo_fd = -1
         self.in_cgroup = False
@@ -198,9 +205,13 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
     if config.root.readonly:
         mounts.readonly_root()
     _enter_cgroup(plan, ch)
+    if plan.seccomp is not None and not proc.noNewPrivileges:
+        plan.seccomp.install(ch)  # needs CAP_SYS_ADMIN without no_new_privs
     executable, env = process.become(proc, plan.caps, plan.rlimits)
 
     sc.prctl(sc.PR_SET_PDEATHSIG, 0)  # from here on we outlive `pyrt create`
+    if plan.seccomp is not None and proc.noNewPrivileges:
+        plan.seccomp.install(ch)
     ch.send("ready")
     # Blocks until `pyrt start` opens the fifo for reading.
     fifo = os.open(f"fd/{plan.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc_self)

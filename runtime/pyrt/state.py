@@ -63,6 +63,7 @@ class State:
     freezer: str = ""
     new_pidns: bool = True
     hooks: dict[str, Any] = field(default_factory=dict)
+    seccomp: dict[str, Any] | None = None  # linux/seccomp.py Program.to_json()
 
     def to_json(self) -> dict[str, Any]:
         names: tuple[str, ...] = self.__record_fields__  # type: ignore[attr-defined]

@@ -67,11 +67,22 @@ def validate_bundle(bundle: str) -> list[tuple[str, str]]:
 
 
 def _host_problems(parsed: Any) -> list[tuple[str, str]]:
-    """Cgroup settings this host (or pyrt's driver for it) cannot honour."""
+    """Cgroup settings this host (or pyrt's driver for it) cannot honour, and a seccomp
+    filter that libseccomp or this kernel refuses."""
     from pyrt import cgroups
+    from pyrt.config import seccomp_problems
 
+    found = []
     try:
         cgroups.open_cgroup(parsed.linux.cgroupsPath, "validate").check(parsed.linux.resources)
     except ConfigError as e:
-        return [(e.what, e.why)]
-    return []
+        found.append((e.what, e.why))
+    sec = parsed.linux.seccomp
+    if sec is not None and next(seccomp_problems(sec), None) is None:
+        from pyrt.linux import seccomp
+
+        try:
+            seccomp.build(sec)
+        except ConfigError as e:
+            found.append((e.what, e.why))
+    return found

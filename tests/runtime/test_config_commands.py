@@ -140,12 +140,12 @@ def test_validate_semantic_problems(rt, make_bundle):
 
 @pytest.mark.pyrt_only
 def test_create_refuses_unsupported_settings(rt, make_bundle):
-    """A seccomp profile pyrt cannot apply yet is refused, never skipped."""
+    """A setting pyrt cannot apply yet (Intel RDT) is refused, never skipped."""
     b = make_bundle(write=False)
-    b.config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
+    b.config["linux"]["intelRdt"] = {"closID": "pyrt-test"}
     b.write()
     res = rt.create(b)
-    assert res.returncode == 1 and "/linux/seccomp" in res.stderr, describe(res)
+    assert res.returncode == 1 and "/linux/intelRdt" in res.stderr, describe(res)
     h.assert_no_leftovers(b.id, rt.root, b.cgroup_path, b.path)
 
 

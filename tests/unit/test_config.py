@@ -98,7 +98,7 @@ def test_spec_example_parses_into_typed_records() -> None:
     assert c.linux.cgroupsPath == "/myRuntime/myContainer"
     assert "memory" in c.linux.resources  # kept raw: the cgroup driver checks it
     assert c.linux.maskedPaths and c.linux.readonlyPaths
-    assert isinstance(c.linux.seccomp, dict)
+    assert isinstance(c.linux.seccomp, config.Seccomp)
     assert set(c.hooks) >= {"prestart", "poststart", "poststop"}
     assert c.annotations == {"com.example.key1": "value1", "com.example.key2": "value2"}
 
