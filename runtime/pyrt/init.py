@@ -104,6 +104,8 @@ def child(plan: Plan, ch: Channel) -> NoReturn:
                                   *range(3 + plan.preserve_fds)})
         process.default_signals()
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
+        # before any setuid makes us non-dumpable (and /proc/self/pagemap unreadable)
+        memory.unshare_pages()
         _namespaces(plan, ch)
         _exec(plan, ch)
     except BaseException as e:  # every failure must reach the parent as one message
@@ -150,7 +152,6 @@ def _enter_cgroup(plan: Plan, ch: Channel) -> None:
     """
     if plan.in_cgroup:
         return
-    memory.unshare_pages()
     ch.send("join")
     ch.recv("go")
     if plan.new_flags & sc.CLONE_NEWCGROUP:

@@ -10,6 +10,7 @@ from pyrt.errors import ConfigError, PyrtError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -203,6 +204,54 @@ class OomWatch:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+def map_sections(resources: dict[str, Any],
+                 sections: dict[str, Callable[[Any, str], list[Setting]]],
+                 elsewhere: tuple[str, ...] = ()) -> list[Setting]:
+    """linux.resources as file writes, section by section; `elsewhere` sections are
+    enforced by other means (not files), any other unknown one is an error."""
+    out: list[Setting] = []
+    for key, value in resources.items():
+        if value is None or key in elsewhere:
+            continue
+        mapper = sections.get(key)
+        if mapper is None:
+            raise ConfigError(f"/linux/resources/{key}", "not supported by pyrt")
+        out += mapper(value, f"/linux/resources/{key}")
+    return out
+
+
+def pids_settings(pids: dict[str, Any], ptr: str) -> list[Setting]:
+    """pids.limit: 0 means unset and a negative value unlimited, as runc (v1 and v2)."""
+    limit = pids.get("limit")
+    if not limit:
+        return []
+    return [Setting("pids", "pids.max", "max" if limit < 0 else limit, f"{ptr}/limit")]
+
+
+def rdma_settings(rdma: dict[str, Any], ptr: str) -> list[Setting]:
+    """rdma.max lines, the same file on v1 and v2."""
+    out = []
+    for device, limits in rdma.items():
+        line = device
+        if limits.get("hcaHandles") is not None:
+            line += f" hca_handle={limits['hcaHandles']}"
+        if limits.get("hcaObjects") is not None:
+            line += f" hca_object={limits['hcaObjects']}"
+        out.append(Setting("rdma", "rdma.max", line, f"{ptr}/{device}"))
+    return out
+
+
+def hugepage_settings(limits: list[dict[str, Any]], ptr: str, suffix: str) -> list[Setting]:
+    """hugetlb.<size>.<suffix>, and the reservation file where the kernel has one."""
+    out = []
+    for i, item in enumerate(limits):
+        p = f"{ptr}/{i}"
+        size, limit = need(item, "pageSize", p), need(item, "limit", p)
+        out.append(Setting("hugetlb", f"hugetlb.{size}.{suffix}", limit, p))
+        out.append(Setting("hugetlb", f"hugetlb.{size}.rsvd.{suffix}", limit, p, optional=True))
+    return out
 
 
 def need(item: dict[str, Any], name: str, ptr: str) -> Any:

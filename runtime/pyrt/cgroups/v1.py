@@ -14,7 +14,11 @@ from pyrt.cgroups.base import (
     Cgroup,
     OomWatch,
     Setting,
+    hugepage_settings,
+    map_sections,
     need,
+    pids_settings,
+    rdma_settings,
     read,
     read_int,
     read_keyed,
@@ -90,16 +94,6 @@ def _cpu(cpu: dict[str, Any], ptr: str) -> list[Setting]:
     return out
 
 
-def pids_max(limit: int) -> str:
-    return "max" if limit < 0 else str(limit)
-
-
-def _pids(pids: dict[str, Any], ptr: str) -> list[Setting]:
-    if not pids.get("limit"):
-        return []
-    return [Setting("pids", "pids.max", pids_max(pids["limit"]), f"{ptr}/limit")]
-
-
 THROTTLE_FILES = {
     "throttleReadBpsDevice": "blkio.throttle.read_bps_device",
     "throttleWriteBpsDevice": "blkio.throttle.write_bps_device",
@@ -135,14 +129,7 @@ def _block_io(blkio: dict[str, Any], ptr: str) -> list[Setting]:
 
 
 def _hugepages(limits: list[dict[str, Any]], ptr: str) -> list[Setting]:
-    out = []
-    for i, item in enumerate(limits):
-        p = f"{ptr}/{i}"
-        size, limit = need(item, "pageSize", p), need(item, "limit", p)
-        out.append(Setting("hugetlb", f"hugetlb.{size}.limit_in_bytes", limit, p))
-        out.append(Setting("hugetlb", f"hugetlb.{size}.rsvd.limit_in_bytes", limit, p,
-                           optional=True))
-    return out
+    return hugepage_settings(limits, ptr, "limit_in_bytes")
 
 
 def _network(net: dict[str, Any], ptr: str) -> list[Setting]:
@@ -154,20 +141,6 @@ def _network(net: dict[str, Any], ptr: str) -> list[Setting]:
         out.append(Setting("net_prio", "net_prio.ifpriomap",
                            f"{need(prio, 'name', p)} {need(prio, 'priority', p)}", p))
     return out
-
-
-def rdma_line(device: str, limits: dict[str, Any]) -> str:
-    text = device
-    if limits.get("hcaHandles") is not None:
-        text += f" hca_handle={limits['hcaHandles']}"
-    if limits.get("hcaObjects") is not None:
-        text += f" hca_object={limits['hcaObjects']}"
-    return text
-
-
-def _rdma(rdma: dict[str, Any], ptr: str) -> list[Setting]:
-    return [Setting("rdma", "rdma.max", rdma_line(device, limits), f"{ptr}/{device}")
-            for device, limits in rdma.items()]
 
 
 def _devices(rules: list[dict[str, Any]], ptr: str) -> list[Setting]:
@@ -183,23 +156,16 @@ def _unified(unified: dict[str, str], ptr: str) -> list[Setting]:
 
 
 SECTIONS: dict[str, Callable[[Any, str], list[Setting]]] = {
-    "memory": _memory, "cpu": _cpu, "pids": _pids, "blockIO": _block_io,
-    "hugepageLimits": _hugepages, "network": _network, "rdma": _rdma, "devices": _devices,
+    "memory": _memory, "cpu": _cpu, "pids": pids_settings, "blockIO": _block_io,
+    "hugepageLimits": _hugepages, "network": _network, "rdma": rdma_settings,
+    "devices": _devices,
     "unified": _unified,
 }
 
 
 def settings(resources: dict[str, Any]) -> list[Setting]:
     """linux.resources as v1 cgroup file writes, in order."""
-    out: list[Setting] = []
-    for key, value in resources.items():
-        if value is None:
-            continue
-        mapper = SECTIONS.get(key)
-        if mapper is None:
-            raise ConfigError(f"/linux/resources/{key}", "not supported by pyrt")
-        out += mapper(value, f"/linux/resources/{key}")
-    return out
+    return map_sections(resources, SECTIONS)
 
 
 # ---------------------------------------------------------------- the driver

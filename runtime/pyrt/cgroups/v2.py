@@ -16,7 +16,11 @@ from pyrt.cgroups.base import (
     Cgroup,
     OomWatch,
     Setting,
+    hugepage_settings,
+    map_sections,
     need,
+    pids_settings,
+    rdma_settings,
     read,
     read_int,
     read_keyed,
@@ -25,7 +29,7 @@ from pyrt.cgroups.base import (
     write,
     write_settings,
 )
-from pyrt.cgroups.v1 import THROTTLE_FILES, pids_max, rdma_line, warn_kernel_memory
+from pyrt.cgroups.v1 import THROTTLE_FILES, warn_kernel_memory
 from pyrt.errors import ConfigError, PyrtError
 
 TYPE_CHECKING = False
@@ -112,12 +116,6 @@ def _cpu(cpu: dict[str, Any], ptr: str) -> list[Setting]:
     return out
 
 
-def _pids(pids: dict[str, Any], ptr: str) -> list[Setting]:
-    if not pids.get("limit"):
-        return []
-    return [Setting("pids", "pids.max", pids_max(pids["limit"]), f"{ptr}/limit")]
-
-
 IO_MAX_KEYS = {
     "throttleReadBpsDevice": "rbps", "throttleWriteBpsDevice": "wbps",
     "throttleReadIOPSDevice": "riops", "throttleWriteIOPSDevice": "wiops",
@@ -147,24 +145,13 @@ def _block_io(blkio: dict[str, Any], ptr: str) -> list[Setting]:
 
 
 def _hugepages(limits: list[dict[str, Any]], ptr: str) -> list[Setting]:
-    out = []
-    for i, item in enumerate(limits):
-        p = f"{ptr}/{i}"
-        size, limit = need(item, "pageSize", p), need(item, "limit", p)
-        out.append(Setting("hugetlb", f"hugetlb.{size}.max", limit, p))
-        out.append(Setting("hugetlb", f"hugetlb.{size}.rsvd.max", limit, p, optional=True))
-    return out
+    return hugepage_settings(limits, ptr, "max")
 
 
 def _network(net: dict[str, Any], ptr: str) -> list[Setting]:
     if net.get("classID") is not None or net.get("priorities"):
         raise ConfigError(ptr, "needs the v1 net_cls/net_prio controllers; this host is cgroup v2")
     return []
-
-
-def _rdma(rdma: dict[str, Any], ptr: str) -> list[Setting]:
-    return [Setting("rdma", "rdma.max", rdma_line(device, limits), f"{ptr}/{device}")
-            for device, limits in rdma.items()]
 
 
 def _unified(unified: dict[str, str], ptr: str) -> list[Setting]:
@@ -179,27 +166,28 @@ def _unified(unified: dict[str, str], ptr: str) -> list[Setting]:
 
 
 SECTIONS: dict[str, Callable[[Any, str], list[Setting]]] = {
-    "memory": _memory, "cpu": _cpu, "pids": _pids, "blockIO": _block_io,
-    "hugepageLimits": _hugepages, "network": _network, "rdma": _rdma, "unified": _unified,
+    "memory": _memory, "cpu": _cpu, "pids": pids_settings, "blockIO": _block_io,
+    "hugepageLimits": _hugepages, "network": _network, "rdma": rdma_settings,
+    "unified": _unified,
 }
 
 
 def settings(resources: dict[str, Any]) -> list[Setting]:
-    """linux.resources (except devices) as cgroup v2 file writes, in order."""
-    out: list[Setting] = []
-    for key, value in resources.items():
-        if value is None or key == "devices":
-            continue
-        mapper = SECTIONS.get(key)
-        if mapper is None:
-            raise ConfigError(f"/linux/resources/{key}", "not supported by pyrt")
-        out += mapper(value, f"/linux/resources/{key}")
-    return out
+    """linux.resources (except devices: an eBPF program) as cgroup v2 file writes."""
+    return map_sections(resources, SECTIONS, elsewhere=("devices",))
 
 
 def available_controllers(path: str) -> set[str]:
+    return _words(f"{path}/cgroup.controllers")
+
+
+def _enabled(path: str) -> set[str]:
+    return _words(f"{path}/cgroup.subtree_control")
+
+
+def _words(path: str) -> set[str]:
     try:
-        return set(read(f"{path}/cgroup.controllers").split())
+        return set(read(path).split())
     except FileNotFoundError:
         return set()
 
@@ -352,13 +340,6 @@ class CgroupV2(Cgroup):
 
     def oom_events(self) -> OomWatch:
         return _EventsFileWatch(f"{self.path}/memory.events")
-
-
-def _enabled(path: str) -> set[str]:
-    try:
-        return set(read(f"{path}/cgroup.subtree_control").split())
-    except FileNotFoundError:
-        return set()
 
 
 class _EventsFileWatch(OomWatch):
