@@ -65,6 +65,11 @@ class Plan:
         self.no_pivot = no_pivot
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
+        from pyrt import rootless
+        from pyrt.linux import userns
+
+        self.unprivileged = rootless.unprivileged()
+        userns.check(config, self.unprivileged)
         self.new_flags = namespaces.new_flags(linux)
         self.new_user = bool(self.new_flags & sc.CLONE_NEWUSER)
         self.in_userns = linux.namespace("user") is not None
@@ -115,8 +120,13 @@ def _namespaces(plan: Plan, ch: Channel) -> None:
     namespaces.join(plan.ns_fds, skip=("pid",))  # pid by path: the parent did setns
     if plan.new_user:
         sc.unshare(sc.CLONE_NEWUSER)
+        # our /proc/<pid> files must be the caller's for it (or newuidmap) to write the
+        # maps: dumpable just for that
+        dumpable = sc.prctl(sc.PR_GET_DUMPABLE)
+        sc.prctl(sc.PR_SET_DUMPABLE, 1)
         ch.send("userns")
         ch.recv("maps")
+        sc.prctl(sc.PR_SET_DUMPABLE, dumpable)
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
     if plan.pid_ns_in_init:
