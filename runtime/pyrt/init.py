@@ -66,10 +66,11 @@ class Plan:
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         from pyrt import rootless
-        from pyrt.linux import userns
+        from pyrt.linux import idmap, userns
 
         self.unprivileged = rootless.unprivileged()
         userns.check(config, self.unprivileged)
+        self.idmaps: dict[int, idmap.Maps | None] = idmap.plan(self.mounts, config)
         self.new_flags = namespaces.new_flags(linux)
         self.new_user = bool(self.new_flags & sc.CLONE_NEWUSER)
         self.in_userns = linux.namespace("user") is not None
@@ -92,12 +93,26 @@ class Plan:
                                 self.bundle, self.config.annotations)
 
     def open_namespaces(self) -> None:
+        """Open the namespaces given by path, and make the id-mapped mounts' trees (here:
+        the init will lack the rights over the host's filesystems that it takes)."""
         self.ns_fds = namespaces.open_paths(self.config.linux)
+        if self.idmaps:
+            from pyrt.linux import idmap
+
+            try:
+                idmap.clone_all(self.mounts, self.idmaps, self.ns_fds.get("user", -1))
+            except BaseException:
+                self.close()
+                raise
 
     def close(self) -> None:
         for fd in self.ns_fds.values():
             os.close(fd)
         self.ns_fds.clear()
+        for m in self.mounts:
+            if m.tree_fd >= 0:
+                os.close(m.tree_fd)
+                m.tree_fd = -1
 
 
 def child(plan: Plan, ch: Channel) -> NoReturn:
@@ -106,6 +121,7 @@ def child(plan: Plan, ch: Channel) -> NoReturn:
         # the parent's fds (its container lock above all) go; stdio, the preserved fds,
         # and what the plan needs stay
         process.close_fds_except({ch.fileno(), plan.fifo_fd, *plan.ns_fds.values(),
+                                  *(m.tree_fd for m in plan.mounts if m.tree_fd >= 0),
                                   *range(3 + plan.preserve_fds)})
         process.default_signals()
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
