@@ -86,6 +86,7 @@ class Plan:
         self.ns_fds: dict[str, int] = {}
         self.fifo_fd = -1
         self.in_cgroup = False
+        self.pages_unshared = False
 
     def spec_state(self, status: str, pid: int) -> dict[str, object]:
         """The state hooks read while the container is being made."""
@@ -135,6 +136,10 @@ def _namespaces(plan: Plan, ch: Channel) -> None:
     linux = plan.config.linux
     namespaces.join(plan.ns_fds, skip=("pid",))  # pid by path: the parent did setns
     if plan.new_user:
+        # now, while we may still open /proc/self/pagemap: once root of a namespace
+        # that maps it to another host uid, we may not (it belongs to host root)
+        memory.unshare_pages()
+        plan.pages_unshared = True
         sc.unshare(sc.CLONE_NEWUSER)
         # our /proc/<pid> files must be the caller's for it (or newuidmap) to write the
         # maps: dumpable just for that
@@ -176,7 +181,8 @@ def _enter_cgroup(plan: Plan, ch: Channel) -> None:
     """
     if plan.in_cgroup:
         return
-    memory.unshare_pages()
+    if not plan.pages_unshared:
+        memory.unshare_pages()
     ch.send("join")
     ch.recv("go")
     if plan.new_flags & sc.CLONE_NEWCGROUP:
