@@ -134,12 +134,18 @@ def child(plan: Plan, ch: Channel) -> NoReturn:
 
 def _namespaces(plan: Plan, ch: Channel) -> None:
     linux = plan.config.linux
-    namespaces.join(plan.ns_fds, skip=("pid",))  # pid by path: the parent did setns
-    if plan.new_user:
-        # now, while we may still open /proc/self/pagemap: once root of a namespace
-        # that maps it to another host uid, we may not (it belongs to host root)
+    if plan.in_userns:
+        # now, while we may still open /proc/self/pagemap: as root of a user namespace
+        # that is another host uid, we may not (it stays host root's)
         memory.unshare_pages()
         plan.pages_unshared = True
+    namespaces.join(plan.ns_fds, skip=("pid",))  # pid by path: the parent did setns
+    if plan.in_userns and not plan.new_user:
+        # a user namespace joined by path: become its root (as runc), or what we make
+        # would belong to an id it may not map
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    if plan.new_user:
         sc.unshare(sc.CLONE_NEWUSER)
         # our /proc/<pid> files must be the caller's for it (or newuidmap) to write the
         # maps: dumpable just for that
