@@ -77,7 +77,8 @@ def _run_map_tool(tool: str, pid: int, lines: list[tuple[int, int, int]]) -> Non
         raise oserror(f"user namespace {tool}", e) from None
     if res.returncode != 0:
         why = res.stderr.decode(errors="replace").strip().replace("\n", "; ")
-        raise PyrtError(f"user namespace {tool}", why or f"exit status {res.returncode}")
+        what = f"user namespace {tool.removeprefix('new')[:3]}_map"
+        raise PyrtError(what, why or f"{tool}: exit status {res.returncode}")
 
 
 # ---------------------------------------------------------------- checks before anything is made
