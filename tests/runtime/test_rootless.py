@@ -346,6 +346,24 @@ def test_no_cgroup_without_delegation(urt, account, make):
     pid = urt.create_started(b)["pid"]
     caller = Path("/proc/self/cgroup").read_text()
     assert Path(f"/proc/{pid}/cgroup").read_text() == caller
+    # without a cgroup of its own there is nothing to list or freeze it by
+    assert_fails(urt("ps", b.id), 1)
+    assert_fails(urt("pause", b.id), 1)
+    assert urt.status(b.id) == "running"
+
+
+@pytest.mark.pyrt_only
+def test_sysfs_without_a_network_namespace_is_bound(urt, account, make):
+    """A sysfs mount needs a network namespace of the user namespace's: without one the
+    host's /sys is bound instead (read-only, as asked). pyrt-only: runc fails with EPERM
+    (its `spec --rootless` asks for the bind itself)."""
+    b = make(("sh", "-c", "ls /sys/kernel > /dev/null && echo sys-ok; touch /sys/x || true"))
+    sys_mount = next(m for m in b.config["mounts"] if m["destination"] == "/sys")
+    sys_mount.update(type="sysfs", source="sysfs", options=["nosuid", "noexec", "nodev", "ro"])
+    _write(b, account)
+    res = assert_ok(urt.run(b))
+    assert res.stdout.split() == ["sys-ok"], describe(res)
+    assert "Read-only" in res.stderr or "read-only" in res.stderr.lower(), describe(res)
 
 
 def test_multi_range_map_through_newuidmap(urt, account, make):

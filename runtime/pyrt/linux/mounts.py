@@ -223,6 +223,9 @@ def mount_one(root_fd: int, m: MountPlan, in_userns: bool, cgroupns: bool = True
                     raise
                 # no network namespace of our own (or a user namespace): bind the host's
                 sc.mount("/sys", target, None, sc.MS_BIND | sc.MS_REC)
+                os.close(target_fd)  # reopen: the fd still points at the covered directory
+                target_fd = open_in_root(root_fd, m.destination)
+                target = fd_path(target_fd)
                 _remount(target, sc.MS_BIND | sc.MS_REMOUNT | m.flags)
             os.close(target_fd)
             target_fd = open_in_root(root_fd, m.destination)
