@@ -531,13 +531,13 @@ COMMANDS = {c.name: c for c in [
 
 GLOBAL_FLAGS = [
     Flag("root", "DIR", "directory for container state (default: /run/pyrt, or\n"
-         + " " * 33 + "$XDG_RUNTIME_DIR/pyrt for an unprivileged user)"),
+         + " " * 32 + "$XDG_RUNTIME_DIR/pyrt for an unprivileged user)"),
     Flag("log", "FILE", "log file (default: stderr)"),
     Flag("log-format", "FORMAT", "text or json", default="text"),
     Flag("debug", "", "log debug messages"),
     Flag("systemd-cgroup", "", "use the systemd cgroup driver"),
     Flag("rootless", "VALUE", "forgive cgroup permission errors: true, false or auto\n"
-         + " " * 33 + "(auto: when not root, or root in a user namespace)", default="auto"),
+         + " " * 32 + "(auto: when not root, or root in a user namespace)", default="auto"),
     Flag("version,v", "", "print the version"),
     Flag("help,h", "", "show help"),
 ]

@@ -398,6 +398,9 @@ def update(ctr: Container, changes: dict[str, Any]) -> None:
     st = ctr.require_state()
     if ctr.status() == STOPPED:
         raise PyrtError(f"container {ctr.id}", "container not running")
+    if not st.cgroup_paths:
+        raise PyrtError(f"container {ctr.id}", "has no cgroup to update (rootless, and no "
+                        "cgroup was delegated to the user)")
     merged, touched = merge(st.resources, changes)
     cgroup = cgroups.from_paths(st.cgroup_paths)
     memory = merged.get("memory") or {}

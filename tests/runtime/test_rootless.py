@@ -349,6 +349,7 @@ def test_no_cgroup_without_delegation(urt, account, make):
     # without a cgroup of its own there is nothing to list or freeze it by
     assert_fails(urt("ps", b.id), 1)
     assert_fails(urt("pause", b.id), 1)
+    assert_fails(urt("update", "--pids-limit", "10", b.id), 1)
     assert urt.status(b.id) == "running"
 
 
