@@ -153,7 +153,7 @@ def _namespaces(plan: Plan, ch: Channel) -> None:
         sc.prctl(sc.PR_SET_DUMPABLE, 1)
         ch.send("userns")
         ch.recv("maps")
-        sc.prctl(sc.PR_SET_DUMPABLE, dumpable)
+        sc.prctl(sc.PR_SET_DUMPABLE, 1 if dumpable == 1 else 0)  # 2 cannot be set back
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
     if plan.pid_ns_in_init:
