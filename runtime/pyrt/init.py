@@ -86,7 +86,6 @@ class Plan:
         self.ns_fds: dict[str, int] = {}
         self.fifo_fd = -1
         self.in_cgroup = False
-        self.pages_unshared = False
 
     def spec_state(self, status: str, pid: int) -> dict[str, object]:
         """The state hooks read while the container is being made."""
@@ -126,6 +125,8 @@ def child(plan: Plan, ch: Channel) -> NoReturn:
                                   *range(3 + plan.preserve_fds)})
         process.default_signals()
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
+        # before any setuid makes us non-dumpable (and /proc/self/pagemap unreadable)
+        memory.unshare_pages()
         _namespaces(plan, ch)
         _exec(plan, ch)
     except BaseException as e:  # every failure must reach the parent as one message
@@ -134,11 +135,6 @@ def child(plan: Plan, ch: Channel) -> NoReturn:
 
 def _namespaces(plan: Plan, ch: Channel) -> None:
     linux = plan.config.linux
-    if plan.in_userns:
-        # now, while we may still open /proc/self/pagemap: as root of a user namespace
-        # that is another host uid, we may not (it stays host root's)
-        memory.unshare_pages()
-        plan.pages_unshared = True
     namespaces.join(plan.ns_fds, skip=("pid",))  # pid by path: the parent did setns
     if plan.in_userns and not plan.new_user:
         # a user namespace joined by path: become its root (as runc), or what we make
@@ -187,8 +183,6 @@ def _enter_cgroup(plan: Plan, ch: Channel) -> None:
     """
     if plan.in_cgroup:
         return
-    if not plan.pages_unshared:
-        memory.unshare_pages()
     ch.send("join")
     ch.recv("go")
     if plan.new_flags & sc.CLONE_NEWCGROUP:
