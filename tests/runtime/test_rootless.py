@@ -331,10 +331,9 @@ def test_without_xdg_runtime_dir_the_default_root_is_not_the_accounts(urt, accou
     """No $XDG_RUNTIME_DIR: the state would go to /run/<runtime>, which is root's."""
     urt.xdg = None
     b = _write(make(("true",)), account)
-    before = set(os.listdir(f"/run/{os.path.basename(urt.binary)}")) \
-        if os.path.isdir(f"/run/{os.path.basename(urt.binary)}") else set()
-    assert_fails(urt.create(b), 1)
     run_root = Path(f"/run/{os.path.basename(urt.binary)}")
+    before = set(os.listdir(run_root)) if run_root.is_dir() else set()
+    assert_fails(urt.create(b), 1)
     after = set(os.listdir(run_root)) if run_root.is_dir() else set()
     assert after == before
     assert not _pids_of({account.uid})
