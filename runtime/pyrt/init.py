@@ -156,12 +156,17 @@ def _namespaces(plan: Plan, ch: Channel) -> None:
         # fork once more so our child is the new pid namespace's pid 1; we hand its pid
         # over and leave
         sc.unshare(sc.CLONE_NEWPID)
+        hold_r, hold_w = os.pipe()
         pid = os.fork()
         if pid:
             ch.send("pid", pid=pid)
-            os._exit(0)
+            os._exit(0)  # closes hold_w: our child goes on
         # no parent-death signal here: our parent is about to exit on purpose (if
-        # `pyrt create` fails, it kills us by pid)
+        # `pyrt create` fails, it kills us by pid). We wait for it to leave: the parent
+        # must have our pid before any message of ours
+        os.close(hold_w)
+        os.read(hold_r, 1)
+        os.close(hold_r)
     rest = plan.new_flags & ~(sc.CLONE_NEWUSER | sc.CLONE_NEWPID | sc.CLONE_NEWTIME
                               | sc.CLONE_NEWCGROUP)
     if rest:

@@ -165,7 +165,8 @@ def test_idmapped_mounts_are_not_for_rootless(monkeypatch: pytest.MonkeyPatch) -
 
 def test_a_mapping_beyond_the_own_id_needs_newuidmap(monkeypatch: pytest.MonkeyPatch) -> None:
     caller(monkeypatch, UID)
-    monkeypatch.setattr("shutil.which", lambda *a, **k: None)  # as if uidmap were missing
+    monkeypatch.setenv("PATH", "/nonexistent")  # as if uidmap were not installed
+    monkeypatch.setattr(userns, "TOOL_DIRS", ())
     doc = rootless_doc()
     doc["linux"]["uidMappings"].append({"containerID": 1, "hostID": 100000, "size": 10})
     [(what, why)] = problems(doc)

@@ -42,15 +42,17 @@ def only_own_id(lines: list[tuple[int, int, int]], own: int) -> bool:
     return len(lines) == 1 and lines[0][1:] == (own, 1)
 
 
+TOOL_DIRS = ("/usr/bin", "/usr/sbin", "/bin")  # looked in after $PATH
+
+
 def map_tool(name: str) -> str:
     """The path of newuidmap or newgidmap, or a PyrtError naming the package."""
-    import shutil
-
-    path = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/bin:/usr/sbin:/bin")
-    if path is None:
-        raise PyrtError(f"user namespace {name}", "not found: a rootless container mapping "
-                        "more than the caller's own id needs it (the uidmap package)")
-    return path
+    for d in [*os.environ.get("PATH", "").split(":"), *TOOL_DIRS]:
+        path = os.path.join(d or ".", name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    raise PyrtError(f"user namespace {name}", "not found: a rootless container mapping "
+                    "more than the caller's own id needs it (the uidmap package)")
 
 
 def _write_proc(pid: int, name: str, text: str) -> None:
@@ -66,19 +68,30 @@ def _write_proc(pid: int, name: str, text: str) -> None:
 
 
 def _run_map_tool(tool: str, pid: int, lines: list[tuple[int, int, int]]) -> None:
-    """newuidmap/newgidmap PID ID HOSTID COUNT...; its complaint becomes our error."""
-    import subprocess
-
+    """newuidmap/newgidmap PID ID HOSTID COUNT...; its complaint becomes our error.
+    (posix_spawn, not subprocess: that import alone costs more than the tool's run.)"""
     argv = [map_tool(tool), str(pid), *(str(x) for line in lines for x in line)]
+    err_r, err_w = os.pipe()
     try:
-        res = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, env={},
-                             check=False)
+        child = os.posix_spawn(argv[0], argv, {}, file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, err_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)])
     except OSError as e:
+        os.close(err_r)
         raise oserror(f"user namespace {tool}", e) from None
-    if res.returncode != 0:
-        why = res.stderr.decode(errors="replace").strip().replace("\n", "; ")
+    finally:
+        os.close(err_w)
+    try:
+        out = b""
+        while chunk := os.read(err_r, 4096):
+            out += chunk
+    finally:
+        os.close(err_r)
+    code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+    if code != 0:
+        why = out.decode(errors="replace").strip().replace("\n", "; ")
         what = f"user namespace {tool.removeprefix('new')[:3]}_map"
-        raise PyrtError(what, why or f"{tool}: exit status {res.returncode}")
+        raise PyrtError(what, why or f"{tool}: exit status {code}")
 
 
 # ---------------------------------------------------------------- checks before anything is made
