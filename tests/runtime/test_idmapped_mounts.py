@@ -43,15 +43,18 @@ def _idmapped(b: h.Bundle, source: Path, options=("bind", "idmap"), uid_maps=Non
     return m
 
 
-def _userns(b: h.Bundle, host_base: int = 100000) -> None:
+def _userns(b: h.Bundle, crossable: Path, host_base: int = 100000) -> None:
     b.config["linux"]["namespaces"].append({"type": "user"})
     b.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": host_base, "size": 65536}]
     b.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": host_base, "size": 65536}]
     b.config["mounts"] = [m for m in b.config["mounts"] if m.get("type") != "cgroup"]
-    for parent in b.path.parents:  # the init (host uid 100000) must reach the rootfs
-        if str(parent) in ("/", "/tmp"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o001)
+    h.move_rootfs(b, crossable)  # where the init (host uid 100000) can reach it
+
+
+@pytest.fixture
+def crossable():
+    with h.crossable_dir() as d:
+        yield d
 
 
 def _refused(rt, b, res, msg_has):
@@ -90,13 +93,13 @@ def test_unmapped_ids_show_as_overflow_and_cannot_be_created(rt, make_bundle, tm
     assert not (src / "new").exists()
 
 
-def test_idmap_alone_uses_the_container_user_namespace(rt, make_bundle, tmp_path):
+def test_idmap_alone_uses_the_container_user_namespace(crossable, rt, make_bundle):
     """Container root (host 100000) sees the host's root-owned files as its own and
     writes through the mount as on-disk root."""
-    src = _source(tmp_path)
+    src = _source(crossable)
     b = make_bundle(("sh", "-ec", "stat -c %u:%g /mnt/f0 /mnt/f1000; echo hi > /mnt/made"),
                     write=False)
-    _userns(b)
+    _userns(b, crossable)
     _idmapped(b, src)
     b.write()
     res = assert_ok(rt.run(b))
@@ -105,26 +108,27 @@ def test_idmap_alone_uses_the_container_user_namespace(rt, make_bundle, tmp_path
     assert (made.st_uid, made.st_gid) == (0, 0)
 
 
-def test_without_idmap_the_same_mount_is_foreign(rt, make_bundle, tmp_path):
+def test_without_idmap_the_same_mount_is_foreign(crossable, rt, make_bundle):
     """The control for the test above: a plain bind shows the host's root as overflow."""
-    src = _source(tmp_path)
+    src = _source(crossable)
     b = make_bundle(("stat", "-c", "%u:%g", "/mnt/f0"), write=False)
-    _userns(b)
+    _userns(b, crossable)
     _idmapped(b, src, options=("bind",))
     b.write()
     res = assert_ok(rt.run(b))
     assert res.stdout.split() == [f"{OVERFLOW}:{OVERFLOW}"], describe(res)
 
 
-def test_idmap_with_a_joined_user_namespace(rt, make_bundle, tmp_path):
+def test_idmap_with_a_joined_user_namespace(crossable, rt, make_bundle):
     first = make_bundle(("sleep", "100"), write=False)
-    _userns(first)
+    _userns(first, crossable)
     first.write()
     pid = rt.create_started(first)["pid"]
-    src = _source(tmp_path)
+    src = _source(crossable)
     second = make_bundle(("stat", "-c", "%u:%g", "/mnt/f0", "/mnt/f1000"), write=False)
     second.config["mounts"] = [m for m in second.config["mounts"] if m.get("type") != "cgroup"]
     second.set_namespace("user", f"/proc/{pid}/ns/user")
+    h.move_rootfs(second, crossable)
     _idmapped(second, src)
     second.write()
     res = assert_ok(rt.run(second))
