@@ -6,7 +6,7 @@ PYRT   := $(VENV)/bin/pyrt
 RUNC   ?= $(shell command -v runc)
 DEMO   := build/demo-bundle
 APT_PACKAGES := gcc make python3-venv python3-dev libcap-dev libseccomp-dev busybox-static \
-                runc crun bash golang-github-containers-common
+                runc crun bash golang-github-containers-common uidmap
 
 .PHONY: deps install demo test test-unit test-runtime test-runc test-cgroupv2 lint bench clean
 

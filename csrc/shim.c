@@ -72,3 +72,23 @@ int pyrt_madvise(unsigned long addr, unsigned long len, int advice)
 {
     return ret(madvise((void *)addr, len, advice));
 }
+
+int pyrt_open_tree(int dirfd, const char *path, unsigned int flags)
+{
+    return ret(syscall(SYS_open_tree, dirfd, path, flags));
+}
+
+int pyrt_mount_setattr(int dirfd, const char *path, unsigned int flags,
+                       unsigned long long attr_set, unsigned long long attr_clr,
+                       unsigned long long propagation, int userns_fd)
+{
+    struct mount_attr attr = { .attr_set = attr_set, .attr_clr = attr_clr,
+                               .propagation = propagation, .userns_fd = userns_fd };
+    return ret(syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof(attr)));
+}
+
+int pyrt_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path,
+                    unsigned int flags)
+{
+    return ret(syscall(SYS_move_mount, from_dirfd, from_path, to_dirfd, to_path, flags));
+}

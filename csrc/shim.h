@@ -17,3 +17,9 @@ int pyrt_join_session_keyring(const char *name);
 int pyrt_ioctl_int(int fd, unsigned long request, int *value);
 int pyrt_bpf(int cmd, void *attr, unsigned int size);
 int pyrt_madvise(unsigned long addr, unsigned long len, int advice);
+int pyrt_open_tree(int dirfd, const char *path, unsigned int flags);
+int pyrt_mount_setattr(int dirfd, const char *path, unsigned int flags,
+                       unsigned long long attr_set, unsigned long long attr_clr,
+                       unsigned long long propagation, int userns_fd);
+int pyrt_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path,
+                    unsigned int flags);

@@ -94,6 +94,11 @@ def parse_flags(argv: list[str], flags: list[Flag], where: str,
 # ---------------------------------------------------------------- commands
 
 def _root(opts: Options) -> str:
+    """--root, or the default: /run/pyrt, or $XDG_RUNTIME_DIR/pyrt when rootless."""
+    if not opts.root:
+        from pyrt import rootless
+
+        opts["root"] = rootless.default_root()
     root: str = os.path.abspath(opts.root)
     if root == "/":
         raise PyrtError("--root", "must not be /")
@@ -113,7 +118,10 @@ def _int_flag(opts: Options, key: str, flag: str) -> int:
 def _create_opts(opts: Options) -> dict[str, Any]:
     if opts.pidfd_socket:
         raise PyrtError("--pidfd-socket", "not supported by pyrt yet")
+    from pyrt import rootless
+
     return {
+        "rootless_cgroups": rootless.cgroups_rootless(opts.rootless),
         "pid_file": opts.pid_file, "console_socket": opts.console_socket,
         "no_pivot": opts.no_pivot, "no_new_keyring": opts.no_new_keyring,
         "preserve_fds": _int_flag(opts, "preserve_fds", "--preserve-fds"),
@@ -522,12 +530,14 @@ COMMANDS = {c.name: c for c in [
 ]}
 
 GLOBAL_FLAGS = [
-    Flag("root", "DIR", "directory for container state", default="/run/pyrt"),
+    Flag("root", "DIR", "directory for container state (default: /run/pyrt, or\n"
+         + " " * 32 + "$XDG_RUNTIME_DIR/pyrt for an unprivileged user)"),
     Flag("log", "FILE", "log file (default: stderr)"),
     Flag("log-format", "FORMAT", "text or json", default="text"),
     Flag("debug", "", "log debug messages"),
     Flag("systemd-cgroup", "", "use the systemd cgroup driver"),
-    Flag("rootless", "VALUE", "ignored, for compatibility (true, false, auto)", hidden=True),
+    Flag("rootless", "VALUE", "forgive cgroup permission errors: true, false or auto\n"
+         + " " * 32 + "(auto: when not root, or root in a user namespace)", default="auto"),
     Flag("version,v", "", "print the version"),
     Flag("help,h", "", "show help"),
 ]

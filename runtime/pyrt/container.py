@@ -25,11 +25,13 @@ KILL_TIMEOUT = 10.0
 
 def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
            console_socket: str = "", no_pivot: bool = False, no_new_keyring: bool = False,
-           preserve_fds: int = 0, detach: bool = True) -> tuple[Container, int | None]:
+           preserve_fds: int = 0, detach: bool = True, rootless_cgroups: bool = False
+           ) -> tuple[Container, int | None]:
     """Make the container and leave its init blocked on the exec fifo.
 
     Returns the container (lock still held) and, when not detached and the process has a
-    terminal, the pty master for the caller to relay.
+    terminal, the pty master for the caller to relay. `rootless_cgroups`: the cgroup is
+    made only where the user may (see cgroups/rootless.py).
     """
     from pyrt import config as config_mod
     from pyrt.init import Plan
@@ -47,8 +49,8 @@ def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
     ctr = Container.create(root, container_id)
     pid = 0
     try:
-        cgroup.create()
-        cgroup.apply(config.linux.resources)
+        cgroup = _make_cgroup(cgroup, config.linux.resources, rootless_cgroups,
+                              bool(config.linux.cgroupsPath))
         os.mkfifo(ctr.fifo_path, 0o622)
         os.chmod(ctr.fifo_path, 0o622)
         plan.fifo_fd = os.open(ctr.fifo_path, os.O_PATH | os.O_CLOEXEC)
@@ -83,10 +85,27 @@ def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
     return ctr, master
 
 
+def _make_cgroup(cgroup: Cgroup, resources: dict[str, Any], rootless: bool,
+                 path_given: bool) -> Cgroup:
+    """Make the container's cgroup and write its resources; rootless: only what the user
+    may, and device rules are tried but not required (as runc)."""
+    if not rootless:
+        cgroup.create()
+        cgroup.apply(resources)
+        return cgroup
+    from pyrt.cgroups import rootless as rootless_cgroups
+
+    made = rootless_cgroups.create(cgroup, resources, path_given)
+    made.apply({k: v for k, v in resources.items() if k != "devices"})
+    if resources.get("devices") is not None:
+        _quiet(lambda: made.apply({"devices": resources["devices"]}))
+    return made
+
+
 def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
     """Fork the init, put it in its cgroup, and drive it until it says "ready"."""
     from pyrt import init
-    from pyrt.linux import hooks, namespaces
+    from pyrt.linux import hooks, userns
     from pyrt.linux import syscalls as sc
     from pyrt.linux.sync import Channel
 
@@ -111,7 +130,7 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
     try:
         if plan.new_user:
             parent_ch.recv("userns")
-            namespaces.write_id_maps(pid, plan.config.linux)
+            userns.write_id_maps(pid, plan.config.linux)
             parent_ch.send("maps")
         if plan.pid_ns_in_init:
             grandchild = parent_ch.recv("pid")["pid"]
@@ -382,6 +401,9 @@ def update(ctr: Container, changes: dict[str, Any]) -> None:
     st = ctr.require_state()
     if ctr.status() == STOPPED:
         raise PyrtError(f"container {ctr.id}", "container not running")
+    if not st.cgroup_paths:
+        raise PyrtError(f"container {ctr.id}", "has no cgroup to update (rootless, and no "
+                        "cgroup was delegated to the user)")
     merged, touched = merge(st.resources, changes)
     cgroup = cgroups.from_paths(st.cgroup_paths)
     memory = merged.get("memory") or {}
@@ -401,6 +423,9 @@ def pids(ctr: Container) -> list[int]:
     st = ctr.require_state()
     if ctr.status() == STOPPED:
         return []
+    if not st.cgroup_paths:
+        raise PyrtError(f"container {ctr.id}", "has no cgroup to list its processes from "
+                        "(rootless, and no cgroup was delegated to the user)")
     return cgroups.from_paths(st.cgroup_paths).pids()
 
 

@@ -67,9 +67,12 @@ def config(args: list[str] | None = None, terminal: bool = True, hostname: str =
 def rootless(doc: dict[str, Any], uid: int, gid: int) -> dict[str, Any]:
     """Turn the default config into one an unprivileged user can run (as `runc spec
     --rootless`): a user namespace mapping only the caller, no network namespace (so
-    /sys is bound from the host), no devpts gid option, and no cgroup settings."""
+    /sys is bound from the host), no uid=/gid= mount options, and no cgroup settings.
+    The cgroup namespace goes too: a cgroup v1 hierarchy cannot be mounted in a user
+    namespace, and without one the cgroup mount binds the container's own cgroup."""
     linux = doc["linux"]
-    linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "network"]
+    linux["namespaces"] = [ns for ns in linux["namespaces"]
+                           if ns["type"] not in ("network", "cgroup")]
     linux["namespaces"].append({"type": "user"})
     linux["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
     linux["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
@@ -79,10 +82,9 @@ def rootless(doc: dict[str, Any], uid: int, gid: int) -> dict[str, Any]:
         if m["destination"] == "/sys":
             m = {"destination": "/sys", "type": "none", "source": "/sys",
                  "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
-        elif m["type"] == "devpts":
-            m = dict(m, options=[o for o in m["options"] if not o.startswith("gid=")])
-        elif m["type"] == "cgroup":
-            continue
+        elif "options" in m:
+            m = dict(m, options=[o for o in m["options"]
+                                 if not o.startswith(("uid=", "gid="))])
         mounts.append(m)
     doc["mounts"] = mounts
     return doc

@@ -22,7 +22,8 @@ def features() -> dict[str, Any]:
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": list(HOOKS),
-        "mountOptions": sorted([*mounts.FLAG_OPTIONS, *mounts.PROPAGATION]),
+        "mountOptions": sorted([*mounts.FLAG_OPTIONS, *mounts.PROPAGATION,
+                                *mounts.IDMAP_OPTIONS]),
         "linux": {
             "namespaces": [ns for ns in NAMESPACE_TYPES if _kernel_has(ns)],
             "capabilities": list(caps.NAMES[: caps.last_cap() + 1]),
@@ -37,7 +38,7 @@ def features() -> dict[str, Any]:
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": _kernel_has_idmap()}},
             "netDevices": {"enabled": False},
         },
         "annotations": {"org.pyrt.version": __version__,
@@ -51,3 +52,14 @@ _PROC_NS = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts":
 
 def _kernel_has(ns_type: str) -> bool:
     return os.path.exists(f"/proc/self/ns/{_PROC_NS[ns_type]}")
+
+
+def _kernel_has_idmap() -> bool:
+    """mount_setattr(2) exists (Linux 5.12+): an empty call fails with EINVAL, not ENOSYS."""
+    from pyrt.linux import syscalls as sc
+
+    try:
+        sc.mount_setattr(-1, "", 0)
+    except OSError as e:
+        return e.errno != 38  # ENOSYS
+    return True

@@ -65,6 +65,12 @@ class Plan:
         self.no_pivot = no_pivot
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
+        from pyrt import rootless
+        from pyrt.linux import idmap, userns
+
+        self.unprivileged = rootless.unprivileged()
+        userns.check(config, self.unprivileged)
+        self.idmaps: dict[int, idmap.Maps | None] = idmap.plan(self.mounts, config)
         self.new_flags = namespaces.new_flags(linux)
         self.new_user = bool(self.new_flags & sc.CLONE_NEWUSER)
         self.in_userns = linux.namespace("user") is not None
@@ -87,12 +93,26 @@ class Plan:
                                 self.bundle, self.config.annotations)
 
     def open_namespaces(self) -> None:
+        """Open the namespaces given by path, and make the id-mapped mounts' trees (here:
+        the init will lack the rights over the host's filesystems that it takes)."""
         self.ns_fds = namespaces.open_paths(self.config.linux)
+        if self.idmaps:
+            from pyrt.linux import idmap
+
+            try:
+                idmap.clone_all(self.mounts, self.idmaps, self.ns_fds.get("user", -1))
+            except BaseException:
+                self.close()
+                raise
 
     def close(self) -> None:
         for fd in self.ns_fds.values():
             os.close(fd)
         self.ns_fds.clear()
+        for m in self.mounts:
+            if m.tree_fd >= 0:
+                os.close(m.tree_fd)
+                m.tree_fd = -1
 
 
 def child(plan: Plan, ch: Channel) -> NoReturn:
@@ -101,6 +121,7 @@ def child(plan: Plan, ch: Channel) -> NoReturn:
         # the parent's fds (its container lock above all) go; stdio, the preserved fds,
         # and what the plan needs stay
         process.close_fds_except({ch.fileno(), plan.fifo_fd, *plan.ns_fds.values(),
+                                  *(m.tree_fd for m in plan.mounts if m.tree_fd >= 0),
                                   *range(3 + plan.preserve_fds)})
         process.default_signals()
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
@@ -115,22 +136,37 @@ def child(plan: Plan, ch: Channel) -> NoReturn:
 def _namespaces(plan: Plan, ch: Channel) -> None:
     linux = plan.config.linux
     namespaces.join(plan.ns_fds, skip=("pid",))  # pid by path: the parent did setns
+    if plan.in_userns and not plan.new_user:
+        # a user namespace joined by path: become its root (as runc), or what we make
+        # would belong to an id it may not map
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
     if plan.new_user:
         sc.unshare(sc.CLONE_NEWUSER)
+        # our /proc/<pid> files must be the caller's for it (or newuidmap) to write the
+        # maps: dumpable just for that
+        dumpable = sc.prctl(sc.PR_GET_DUMPABLE)
+        sc.prctl(sc.PR_SET_DUMPABLE, 1)
         ch.send("userns")
         ch.recv("maps")
+        sc.prctl(sc.PR_SET_DUMPABLE, 1 if dumpable == 1 else 0)  # 2 cannot be set back
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
     if plan.pid_ns_in_init:
         # fork once more so our child is the new pid namespace's pid 1; we hand its pid
         # over and leave
         sc.unshare(sc.CLONE_NEWPID)
+        hold_r, hold_w = os.pipe()
         pid = os.fork()
         if pid:
             ch.send("pid", pid=pid)
-            os._exit(0)
+            os._exit(0)  # closes hold_w: our child goes on
         # no parent-death signal here: our parent is about to exit on purpose (if
-        # `pyrt create` fails, it kills us by pid)
+        # `pyrt create` fails, it kills us by pid). We wait for it to leave: the parent
+        # must have our pid before any message of ours
+        os.close(hold_w)
+        os.read(hold_r, 1)
+        os.close(hold_r)
     rest = plan.new_flags & ~(sc.CLONE_NEWUSER | sc.CLONE_NEWPID | sc.CLONE_NEWTIME
                               | sc.CLONE_NEWCGROUP)
     if rest:

@@ -7,6 +7,7 @@ of tests/unit under pytest's default (prepend) import mode.
 from __future__ import annotations
 
 import array
+import contextlib
 import json
 import os
 import re
@@ -18,7 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -774,3 +775,33 @@ def read_until(fd: int, needle: bytes, timeout: float = 10) -> bytes:
             buf += chunk
     assert needle in buf, f"did not see {needle!r} on the pty; got {buf!r}"
     return buf
+
+
+# --------------------------------------------------------------------------- user namespaces
+
+
+@contextlib.contextmanager
+def crossable_dir(prefix: str = "pyrt-open-") -> Iterator[Path]:
+    """A fresh directory under /tmp that every uid may cross (0711), for what a container
+    root other than host root must reach (its rootfs, bind sources). Not under pytest's
+    tmp_path: every pytest session that starts (other suites run in parallel) resets
+    /tmp/pytest-of-<user> to 0700."""
+    d = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    d.chmod(0o711)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def move_rootfs(b: Bundle, to: Path, copy: bool = False) -> Path:
+    """Put the bundle's rootfs under `to` (config root.path made absolute); `copy`: as a
+    real copy (not hardlinks to the session's template), to be chowned."""
+    dest = to / f"{b.id}-rootfs"
+    if copy:
+        shutil.copytree(b.rootfs, dest, symlinks=True)
+        shutil.rmtree(b.rootfs)
+    else:
+        b.rootfs.rename(dest)
+    b.config["root"]["path"] = str(dest)
+    return dest

@@ -41,16 +41,14 @@ def test_new_user_namespace_shifted_map(rt, make_bundle):
     b = make_bundle(("sh", "-c", "id -u; touch /tmp/made-inside; echo $$"), write=False)
     _userns(b, HOST_BASE)
     b.config["root"]["readonly"] = False
-    b.write()
-    _chown_tree(b.rootfs, HOST_BASE)
-    # the container's root (host uid 100000) must be able to reach its rootfs
-    for parent in b.path.parents:
-        if str(parent) in ("/", "/tmp"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o001)
-    res = assert_ok(rt.run(b))
-    assert res.stdout.split() == ["0", "1"], describe(res)
-    assert os.stat(b.rootfs / "tmp" / "made-inside").st_uid == HOST_BASE
+    with h.crossable_dir() as crossable:
+        # where the container's root (host uid 100000) can reach it; a real copy, as the
+        # chown must not reach the session's template through hardlinks
+        _chown_tree(h.move_rootfs(b, crossable, copy=True), HOST_BASE)
+        b.write()
+        res = assert_ok(rt.run(b))
+        assert res.stdout.split() == ["0", "1"], describe(res)
+        assert os.stat(b.rootfs / "tmp" / "made-inside").st_uid == HOST_BASE
 
 
 def test_join_user_namespace_by_path(rt, make_bundle):

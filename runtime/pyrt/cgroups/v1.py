@@ -246,7 +246,8 @@ class CgroupV1(Cgroup):
     def freeze(self, frozen: bool) -> None:
         path = self._dir("freezer")
         if path is None:
-            raise PyrtError("pause", "the host has no freezer cgroup controller")
+            raise PyrtError("pause", "the container has no freezer cgroup (no such controller "
+                            "on the host, or rootless without a delegated cgroup)")
         want = "FROZEN" if frozen else "THAWED"
         for _ in range(1000):
             write(f"{path}/freezer.state", want)

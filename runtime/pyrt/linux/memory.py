@@ -30,9 +30,15 @@ def _private_writable() -> list[tuple[int, int]]:
 
 
 def unshare_pages() -> int:
-    """Copy every present page still shared with the parent; returns how many pages."""
+    """Copy every present page still shared with the parent; returns how many pages.
+
+    Nothing is copied where /proc/self/pagemap is closed to us (a non-dumpable process
+    of an unprivileged user: the file is then host root's)."""
     copied = 0
-    fd = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fd = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+    except PermissionError:
+        return 0
     try:
         for start, end in _private_writable():
             entries = memoryview(os.pread(fd, (end - start) // PAGE * 8, start // PAGE * 8))

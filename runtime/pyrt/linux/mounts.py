@@ -46,7 +46,8 @@ PROPAGATION = {
 # statvfs f_flag bits a remount must keep when they are locked (user namespaces)
 _LOCKED = ((1, sc.MS_RDONLY), (2, sc.MS_NOSUID), (4, sc.MS_NODEV), (8, sc.MS_NOEXEC),
            (1024, sc.MS_NOATIME), (2048, sc.MS_NODIRATIME), (4096, sc.MS_RELATIME))
-_UNSUPPORTED = ("idmap", "ridmap", "tmpcopyup", "copy-symlink")
+_UNSUPPORTED = ("tmpcopyup", "copy-symlink")
+IDMAP_OPTIONS = ("idmap", "ridmap")
 
 
 class MountPlan:
@@ -57,9 +58,17 @@ class MountPlan:
         self.type = mount.type
         self.flags = 0
         self.propagation: list[int] = []
+        # id-mapped: idmap/ridmap given, or mappings; `tree_fd` is the detached, already
+        # id-mapped clone of the source made by `pyrt create` (see linux/idmap.py)
+        self.idmap = bool(mount.uidMappings or mount.gidMappings)
+        self.idmap_recursive = False
+        self.tree_fd = -1
         data: list[str] = []
         for opt in mount.options:
-            if opt in FLAG_OPTIONS:
+            if opt in IDMAP_OPTIONS:
+                self.idmap = True
+                self.idmap_recursive = opt == "ridmap"
+            elif opt in FLAG_OPTIONS:
                 on, off = FLAG_OPTIONS[opt]
                 self.flags = (self.flags | on) & ~off
             elif opt in PROPAGATION:
@@ -78,8 +87,12 @@ class MountPlan:
         self.source = source
         if self.bind and not os.path.exists(source):
             raise ConfigError(f"{ptr}/source", f"bind source {source} does not exist")
-        if mount.uidMappings or mount.gidMappings:
-            raise ConfigError(f"{ptr}/uidMappings", "idmapped mounts not supported yet")
+        if bool(mount.uidMappings) != bool(mount.gidMappings):
+            missing = "gidMappings" if mount.uidMappings else "uidMappings"
+            raise ConfigError(f"{ptr}/{missing}", "id-mapped mounts need both uidMappings "
+                              "and gidMappings")
+        if self.idmap and not self.bind:
+            raise ConfigError(ptr, "id-mapped mounts are only supported for bind mounts")
 
 
 # ---------------------------------------------------------------- safe paths in the rootfs
@@ -187,7 +200,13 @@ def mount_one(root_fd: int, m: MountPlan, in_userns: bool, cgroupns: bool = True
             _mount_cgroup(root_fd, m, cgroupns)
             return
         if m.bind:
-            sc.mount(m.source, target, None, m.flags & (sc.MS_BIND | sc.MS_REC))
+            if m.tree_fd >= 0:
+                sc.move_mount(m.tree_fd, "", target_fd, "",
+                              sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
+                os.close(m.tree_fd)
+                m.tree_fd = -1
+            else:
+                sc.mount(m.source, target, None, m.flags & (sc.MS_BIND | sc.MS_REC))
             # reopen: the fd still points at the covered directory, not the new mount
             os.close(target_fd)
             target_fd = open_in_root(root_fd, m.destination)
@@ -204,6 +223,9 @@ def mount_one(root_fd: int, m: MountPlan, in_userns: bool, cgroupns: bool = True
                     raise
                 # no network namespace of our own (or a user namespace): bind the host's
                 sc.mount("/sys", target, None, sc.MS_BIND | sc.MS_REC)
+                os.close(target_fd)  # reopen: the fd still points at the covered directory
+                target_fd = open_in_root(root_fd, m.destination)
+                target = fd_path(target_fd)
                 _remount(target, sc.MS_BIND | sc.MS_REMOUNT | m.flags)
             os.close(target_fd)
             target_fd = open_in_root(root_fd, m.destination)

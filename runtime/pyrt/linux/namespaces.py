@@ -1,4 +1,4 @@
-"""Namespaces: joining by path (setns, user first), creating (unshare), id maps, time offsets."""
+"""Namespaces: joining by path (setns, user first), creating (unshare), time offsets."""
 
 from __future__ import annotations
 
@@ -63,17 +63,6 @@ def join(fds: dict[str, int], skip: tuple[str, ...] = ()) -> None:
             except OSError as e:
                 raise oserror(f"namespace {ns_type}", e) from None
             os.close(fds.pop(ns_type))
-
-
-def write_id_maps(pid: int, linux: Linux) -> None:
-    """Write uid_map and gid_map of a child that has just made its user namespace."""
-    for name, maps in (("uid_map", linux.uidMappings), ("gid_map", linux.gidMappings)):
-        text = "".join(f"{m.containerID} {m.hostID} {m.size}\n" for m in maps)
-        try:
-            with open(f"/proc/{pid}/{name}", "w", encoding="ascii") as f:
-                f.write(text)
-        except OSError as e:
-            raise oserror(f"user namespace {name}", e) from None
 
 
 CLOCKS = {"monotonic": 1, "boottime": 7}

@@ -51,11 +51,29 @@ def set_user(user: User, setgroups: bool) -> None:
     """Groups, gid, uid: in that order, while we still may change them."""
     try:
         if setgroups:
-            os.setgroups(user.additionalGids)
+            _set_groups(user.additionalGids)
         os.setresgid(user.gid, user.gid, user.gid)
         os.setresuid(user.uid, user.uid, user.uid)
     except OSError as e:
         raise PyrtError(f"user {user.uid}:{user.gid}", e.strerror or str(e)) from None
+
+
+def _set_groups(gids: list[int]) -> None:
+    """setgroups(2); where the user namespace denies it (rootless, mapping only the
+    caller's gid) the groups cannot change at all, which is fine when none were asked for."""
+    try:
+        os.setgroups(gids)
+    except PermissionError:
+        if gids or not _setgroups_denied():
+            raise
+
+
+def _setgroups_denied() -> bool:
+    try:
+        with open("/proc/self/setgroups", encoding="ascii") as f:
+            return f.read().strip() == "deny"
+    except OSError:
+        return False
 
 
 def home_of(uid: int) -> str:

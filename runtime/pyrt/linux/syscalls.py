@@ -45,6 +45,14 @@ MS_STRICTATIME = 0x1000000
 MS_LAZYTIME = 0x2000000
 MNT_DETACH = 0x2
 
+# open_tree(2), mount_setattr(2), move_mount(2)
+OPEN_TREE_CLONE = 0x1
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_IDMAP = 0x00100000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+
 # openat2(2) resolve flags
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
@@ -52,6 +60,7 @@ RESOLVE_IN_ROOT = 0x10
 
 # prctl(2)
 PR_SET_PDEATHSIG = 1
+PR_GET_DUMPABLE = 3
 PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_SET_CHILD_SUBREAPER = 36
@@ -99,6 +108,23 @@ def mount(
     data: str | None = None,
 ) -> None:
     _check(lib.pyrt_mount(_b(source), _b(target), _b(fstype), flags, _b(data)), target)
+
+
+def open_tree(dirfd: int, path: str, flags: int) -> int:
+    """open_tree(2): returns a new fd (O_CLOEXEC is added) for the (cloned) mount tree."""
+    return _check(lib.pyrt_open_tree(dirfd, _b(path), flags | os.O_CLOEXEC), path)
+
+
+def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int = 0, attr_clr: int = 0,
+                  propagation: int = 0, userns_fd: int = 0) -> None:
+    _check(lib.pyrt_mount_setattr(dirfd, _b(path), flags, attr_set, attr_clr, propagation,
+                                  userns_fd), path)
+
+
+def move_mount(from_dirfd: int, from_path: str, to_dirfd: int, to_path: str,
+               flags: int) -> None:
+    _check(lib.pyrt_move_mount(from_dirfd, _b(from_path), to_dirfd, _b(to_path), flags),
+           to_path)
 
 
 def umount2(target: str, flags: int = 0) -> None:
