@@ -22,7 +22,7 @@ def features() -> dict[str, Any]:
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": list(HOOKS),
-        "mountOptions": sorted([*mounts.FLAG_OPTIONS, *mounts.PROPAGATION]),
+        "mountOptions": sorted([*mounts.FLAG_OPTIONS, *mounts.PROPAGATION, mounts.COPYUP]),
         "linux": {
             "namespaces": [ns for ns in NAMESPACE_TYPES if _kernel_has(ns)],
             "capabilities": list(caps.NAMES[: caps.last_cap() + 1]),
