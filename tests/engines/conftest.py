@@ -26,8 +26,8 @@ _here = os.path.dirname(os.path.abspath(__file__))
 if _here not in sys.path:
     sys.path.insert(0, _here)
 
+import edrivers as en  # noqa: E402
 import ehelpers as eh  # noqa: E402
-import engines as en  # noqa: E402
 from eimage import BUSYBOX, build_archive  # noqa: E402
 
 SESSION_TAG = f"s{os.getpid()}"

@@ -179,6 +179,11 @@ class Podman(Engine):
     def run_flags(self) -> list[str]:
         return ["--network", "none", "--cgroup-parent", self.cgroup_parent]
 
+    def snapshot(self) -> list[str]:
+        # the overlay driver binds its home directory on first use: engine-wide, kept
+        home = str(self.store.dir / "root" / "overlay")
+        return [m for m in super().snapshot() if m != home]
+
     def remove_all(self) -> None:
         eh.ok(self("rm", "--all", "--force", "--time", "0"))
 

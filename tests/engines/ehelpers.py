@@ -230,8 +230,6 @@ class Session:
 
     def wait(self, timeout: float = 30) -> int:
         try:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
             rest = self.proc.communicate(timeout=timeout)[0]
             self.buf += rest or b""
             return self.proc.returncode

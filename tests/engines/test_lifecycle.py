@@ -7,8 +7,8 @@ and asserts the same outcome for both.
 from __future__ import annotations
 
 import ehelpers as eh
+from edrivers import Engine
 from eimage import IMAGE
-from engines import Engine
 
 # A pid 1 that exits 0 on SIGTERM (busybox sleep as pid 1 would ignore it).
 TERMINABLE = "trap 'exit 0' TERM; while :; do sleep 0.1; done"
