@@ -301,7 +301,9 @@ class Docker(Engine):
 
     @property
     def state_root(self) -> Path:
-        return self.dir / "exec" / f"runtime-{self.runtime.name}" / "moby"
+        # docker 20.10 gives the shim Root=<exec-root>/runtime-runc whatever the runtime's
+        # name (options.json: {"binary_name": <runtime>, "root": ".../runtime-runc"})
+        return self.dir / "exec" / "runtime-runc" / "moby"
 
     def argv(self, *args: str) -> list[str]:
         return ["/usr/bin/docker", "-H", f"unix://{self.sock}", *args]

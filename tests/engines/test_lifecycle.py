@@ -6,6 +6,8 @@ and asserts the same outcome for both.
 
 from __future__ import annotations
 
+import json
+
 import ehelpers as eh
 from edrivers import Engine
 from eimage import IMAGE
@@ -98,3 +100,15 @@ def test_twenty_in_a_row_leave_nothing(eng: Engine) -> None:
     assert not (eng.state_root.is_dir() and list(eng.state_root.iterdir()))
     assert eh.cgroup_subdirs(eng.cgroup_parent) <= eng.allowed_cgroups
     assert sorted(eh.mount_points(eng.mount_ns_pid)) == sorted(mounts)
+
+
+def test_the_runtime_under_test_runs_the_container(eng: Engine) -> None:
+    """The engine really calls ``eng.runtime`` with ``eng.state_root`` as --root."""
+    cid = eng.ok("run", *eng.run_flags(), "--detach", "--name", "which", IMAGE,
+                 "sh", "-c", TERMINABLE).strip()
+    eng.wait_status("which", "running")
+    res = eh.ok(eh.run([eng.runtime.path, "--root", str(eng.state_root), "state", cid]))
+    st = json.loads(res.stdout)
+    assert (st["id"], st["status"], st["pid"]) == (cid, "running", eng.pid("which"))
+    listed = eh.ok(eh.run([eng.runtime.path, "--root", str(eng.state_root), "list", "-q"]))
+    assert listed.stdout.split() == [cid]
