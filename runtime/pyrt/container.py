@@ -120,7 +120,9 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
         # The first cgroup.procs write waits for an RCU grace period (~15 ms here): pay it
         # while the init sets up its rootfs, but join the memory cgroup only when it asks.
         cgroup.add(pid, memory=False)
-        parent_ch.recv("join")
+        # a terminal's pty comes before "join" unless hooks or a cgroup mount asked first
+        while (msg := parent_ch.recv(("join", "console")))["type"] == "console":
+            master = _console(msg, plan, master)
         cgroup.add(pid, memory=True)
         parent_ch.send("go")
         while True:
@@ -139,8 +141,8 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
                     hooks.run_all(plan.config.hooks, kind, plan.spec_state("creating", pid),
                                   cwd=plan.bundle)
                 parent_ch.send("hooks-done")
-            elif msg["type"] == "console" and plan.process.terminal and master is None:
-                master = _take_console(msg, plan.console_socket)
+            elif msg["type"] == "console":
+                master = _console(msg, plan, master)
             else:
                 raise PyrtError("container init", f"sent {msg['type']!r} out of turn")
     except BaseException:
@@ -151,6 +153,14 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
     finally:
         parent_ch.close()
     return pid, master
+
+
+def _console(msg: dict[str, Any], plan: Plan, master: int | None) -> int | None:
+    """The init's one "console" message (process.terminal only)."""
+    if not plan.process.terminal or master is not None:
+        os.close(msg["fd"])
+        raise PyrtError("container init", "sent 'console' out of turn")
+    return _take_console(msg, plan.console_socket)
 
 
 def _take_console(msg: dict[str, Any], console_socket: str) -> int | None:
