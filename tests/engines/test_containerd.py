@@ -17,7 +17,7 @@ from pathlib import Path
 import ehelpers as eh
 from eimage import TESTER_UID
 
-from conftest import CtrRunner
+from conftest import CtrRunner, Lab
 
 SLEEPER = "trap 'exit 0' TERM; trap 'exit 12' USR1; while :; do sleep 0.1; done"
 PROBE = "unshare -U -r -u sh -c 'hostname in-userns && hostname' 2>&1; echo rc=$?"
@@ -215,3 +215,19 @@ def test_twenty_in_a_row_leave_nothing(ctr: CtrRunner) -> None:
     assert not (root.is_dir() and list(root.iterdir()))
     assert eh.cgroup_subdirs(ctr.cgroup_parent) == set()
     assert sorted(eh.mount_points(ctr.c.daemon.pid)) == mounts
+
+
+def test_cri_runtime_classes_load(lab: Lab) -> None:
+    """The Kubernetes runtime-class snippet (README) is accepted: the CRI plugin loads
+    and containerd's merged config has a runtime per class with its BinaryName.
+    No kubelet or CRI client drives a pod here (none is packaged in Debian 12)."""
+    c = lab.containerd()
+    cri = [r.split() for r in c.ok("plugins", "ls").splitlines() if " cri " in r]
+    assert cri and cri[0][-1] == "ok", cri
+    dump = eh.ok(eh.run(eh.private_mount_ns(
+        ["containerd", "--config", str(c.config), "config", "dump"], ["/run"]))).stdout
+    for rt in lab.runtimes.values():
+        section = f'[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{rt.name}]'
+        assert section in dump, dump
+        assert f'BinaryName = "{rt.path}"' in dump, dump
+    assert 'default_runtime_name = "pyrt"' in dump

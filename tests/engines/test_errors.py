@@ -23,6 +23,7 @@ def test_missing_executable_is_127(eng: Engine) -> None:
     assert res.returncode == 127, eh.describe(res)
     assert "/no/such/binary" in res.stderr, eh.describe(res)
     assert "no such file or directory" in res.stderr.lower(), eh.describe(res)
+    assert "{" not in res.stderr, "the engine did not decode the JSON log:" + eh.describe(res)
     assert eng.ok("ps", "--all", "--quiet") == ""
 
 
