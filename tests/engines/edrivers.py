@@ -19,18 +19,16 @@ paths they hard-code (see ``ehelpers.private_mount_ns``); ``ctr`` joins that nam
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ehelpers as eh
-from eimage import IMAGE
+from eimage import IMAGE, PAUSE_CMD, PAUSE_IMAGE, build_archive
 
 # Host paths the engines use by default: the suite must leave them as it found them.
 HOST_DEFAULTS = (
@@ -333,6 +331,7 @@ class Containerd:
     """containerd driven with ctr; the runtime is picked per container."""
 
     NAMESPACE = "pyrt-tests"
+    CRI_NAMESPACE = "k8s.io"  # where the CRI plugin keeps images and containers
 
     def __init__(self, base: Path, archive: Path, runtimes: dict[str, Runtime]):
         self.dir = d = base / "containerd"
@@ -349,6 +348,9 @@ class Containerd:
         try:
             eh.wait_for(self._ready, 60, f"containerd ({self.log})")
             self.ok("images", "import", str(archive))
+            pause = build_archive(d / "pause-image.tar", PAUSE_IMAGE, tuple(PAUSE_CMD))
+            for image in (archive, pause):
+                self.ok("images", "import", str(image), namespace=self.CRI_NAMESPACE)
         except BaseException:
             self.close()
             raise
@@ -359,13 +361,14 @@ class Containerd:
                                  + self.log.read_text()[-3000:])
         return self.sock.exists() and self("version").returncode == 0
 
-    def argv(self, *args: str) -> list[str]:
+    def argv(self, *args: str, namespace: str = NAMESPACE) -> list[str]:
         return ["nsenter", f"--mount=/proc/{self.daemon.pid}/ns/mnt", "--",
-                "ctr", "--address", str(self.sock), "--namespace", self.NAMESPACE, *args]
+                "ctr", "--address", str(self.sock), "--namespace", namespace, *args]
 
-    def __call__(self, *args: str, timeout: float = 90, input: str | None = None
-                 ) -> subprocess.CompletedProcess:
-        return eh.run(self.argv(*args), env=self._env, timeout=timeout, input=input)
+    def __call__(self, *args: str, timeout: float = 90, input: str | None = None,
+                 namespace: str = NAMESPACE) -> subprocess.CompletedProcess:
+        return eh.run(self.argv(*args, namespace=namespace), env=self._env, timeout=timeout,
+                      input=input)
 
     def ok(self, *args: str, **kw: Any) -> str:
         return eh.ok(self(*args, **kw)).stdout
@@ -405,7 +408,7 @@ def containerd_config(d: Path, sock: Path, runtimes: dict[str, Runtime]) -> str:
   runtime_type = "io.containerd.runc.v2"
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{rt.name}.options]
   BinaryName = "{rt.path}"
-  Root = "{d}/cri-runtime-root-{rt.name}"
+  Root = "{d}/cri-root-{rt.name}"
 """ for rt in runtimes.values())
     return f"""\
 version = 2
@@ -423,7 +426,9 @@ state = "{d}/state"
 [plugins."io.containerd.grpc.v1.cri"]
   disable_cgroup = false
   enable_selinux = false
-  sandbox_image = "{IMAGE}"
+  sandbox_image = "{PAUSE_IMAGE}"
+  # no CAP_SYS_RESOURCE on this VM: the sandbox's oom_score_adj -998 could not be set
+  restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
 [plugins."io.containerd.grpc.v1.cri".cni]
@@ -434,11 +439,3 @@ state = "{d}/state"
 {classes}"""
 
 
-def wait_gone(pred_path: Path, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while pred_path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
-def load_json(text: str) -> Any:
-    return json.loads(text)

@@ -19,6 +19,9 @@ from pathlib import Path
 
 BUSYBOX = "/bin/busybox"
 IMAGE = "localhost/pyrt-busybox:latest"
+# The same rootfs as a Kubernetes pod's "pause" (sandbox) image: pid 1 only waits.
+PAUSE_IMAGE = "localhost/pyrt-pause:latest"
+PAUSE_CMD = ["sleep", "2147483647"]
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TESTER_UID = 1000
 TESTER_GID = 1000
@@ -80,7 +83,7 @@ def _json(obj: object) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 
-def build_archive(path: Path, ref: str = IMAGE) -> Path:
+def build_archive(path: Path, ref: str = IMAGE, cmd: tuple[str, ...] = ("sh",)) -> Path:
     """Write the image archive (OCI layout + docker-archive in one tar) to ``path``."""
     layer = rootfs_layer()
     layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
@@ -88,7 +91,7 @@ def build_archive(path: Path, ref: str = IMAGE) -> Path:
         "architecture": _arch(),
         "os": "linux",
         "created": "2023-11-14T22:13:20Z",
-        "config": {"Env": [PATH_ENV], "Cmd": ["sh"], "WorkingDir": "/"},
+        "config": {"Env": [PATH_ENV], "Cmd": list(cmd), "WorkingDir": "/"},
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
         "history": [{"created": "2023-11-14T22:13:20Z", "created_by": "pyrt tests/engines"}],
     })
