@@ -55,7 +55,7 @@ engine-deps:  ## podman, conmon, containerd, docker.io (apt; their services are 
 	tests/engines/install-engines
 
 # podman, containerd (ctr) and docker with pyrt, then runc, as their runtime; every
-# engine runs from a temporary directory with its own sockets (tests/engines/README.md)
+# engine runs from a temporary directory with its own sockets (README.md, "Engines")
 test-engines: install engine-deps  ## the engine integration tests (~2 min)
 	$(PY) -m pip install -q 'grpcio>=1.50'  # tests/engines/cri.py speaks CRI like a kubelet
 	$(PY) -m pytest -q -rs -p no:cacheprovider tests/engines

@@ -112,6 +112,8 @@ class Lab:
             self._podman.close()
         self.reaper.close()
         busy = eh.remove_cgroup_tree(CGROUP_PARENT)
+        for stale in eh.dead_sessions():  # subtrees of killed earlier runs
+            busy += eh.remove_cgroup_tree(f"/{eh.CGROUP_TOP}/{stale}")
         if busy:
             problems.append(f"cgroup dirs still busy: {busy}")
         left = eh.mount_points("self", str(self.base))

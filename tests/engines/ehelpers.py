@@ -178,6 +178,17 @@ def remove_cgroup_tree(rel: str) -> list[str]:
     return failed
 
 
+def dead_sessions() -> set[str]:
+    """``s<pid>`` dirs below /pyrt-engines whose pytest is gone (a killed run)."""
+    found = set()
+    for m in h.cgroup_mounts():
+        top = os.path.join(m, CGROUP_TOP)
+        if os.path.isdir(top):
+            found |= {e for e in os.listdir(top) if e.startswith("s") and e[1:].isdigit()
+                      and not h.pid_alive(int(e[1:]))}
+    return found
+
+
 # --------------------------------------------------------------------------- mounts
 
 
