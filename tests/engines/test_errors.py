@@ -11,7 +11,11 @@ behind the engine's back), stop and rm must still work: the engines recognise
 
 from __future__ import annotations
 
+import os
+import signal
+
 import ehelpers as eh
+import pytest
 from edrivers import Engine
 from eimage import IMAGE
 
@@ -57,3 +61,28 @@ def test_container_deleted_behind_the_engines_back(eng: Engine) -> None:
     assert res.returncode == 0, eh.describe(res)
     eh.ok(eng("rm", "--force", "gone"))
     assert eng.ok("ps", "--all", "--quiet") == ""
+
+
+def test_kill_after_the_process_died_unnoticed(eng: Engine) -> None:
+    """The init is dead (a zombie: its conmon is stopped) while podman still thinks it
+    runs: `podman kill` gets "container not running" from the runtime's kill, asks the
+    runtime's state ("stopped") and reports the container as stopped; once conmon goes
+    on, the container is exited."""
+    if eng.kind != "podman":
+        pytest.skip("docker: the shim that would have to be stopped also serves the kill")
+    eng.ok("run", *eng.run_flags(), "--detach", "--name", "dead", IMAGE, "sleep", "1000")
+    eng.wait_status("dead", "running")
+    pid = eng.pid("dead")
+    conmon = int(eng.inspect("dead", "{{.State.ConmonPid}}"))
+    os.kill(conmon, signal.SIGSTOP)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        eh.wait_for(lambda: eh.h.proc_stat(pid)[0] == "Z", 10, "a zombie init")
+        assert eng.status("dead") == "running"
+        res = eng("kill", "--signal", "TERM", "dead")
+        assert res.returncode == 125, eh.describe(res)
+        assert "container not running" in res.stderr, eh.describe(res)
+        assert "container state improper: stopped" in res.stderr, eh.describe(res)
+    finally:
+        os.kill(conmon, signal.SIGCONT)
+    eh.wait_for(lambda: eng.status("dead") == "exited", 30, "podman to see the exit")
