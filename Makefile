@@ -8,7 +8,8 @@ DEMO   := build/demo-bundle
 APT_PACKAGES := gcc make python3-venv python3-dev libcap-dev libseccomp-dev busybox-static \
                 runc crun bash golang-github-containers-common uidmap
 
-.PHONY: deps install demo test test-unit test-runtime test-runc test-cgroupv2 lint bench clean
+.PHONY: deps engine-deps install demo test test-unit test-runtime test-runc test-cgroupv2 \
+        test-engines lint bench clean
 
 deps:  ## system packages (apt)
 	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { \
@@ -49,6 +50,15 @@ test-cgroupv2: install  ## tests/cgroupv2 in a cgroup v2 guest, against pyrt and
 	  echo "== pyrt"; $(V2PYTEST) --junitxml=$(V2OUT)/pyrt.xml; a=$$?; \
 	  echo "== runc"; PYRT_TEST_RUNTIME=$(RUNC) $(V2PYTEST) --junitxml=$(V2OUT)/runc.xml; \
 	  exit $$((a | $$?))'
+
+engine-deps:  ## podman, conmon, containerd, docker.io (apt; their services are not started)
+	tests/engines/install-engines
+
+# podman, containerd (ctr) and docker with pyrt, then runc, as their runtime; every
+# engine runs from a temporary directory with its own sockets (README.md, "Engines")
+test-engines: install engine-deps  ## the engine integration tests (~2 min)
+	$(PY) -m pip install -q 'grpcio>=1.50'  # tests/engines/cri.py speaks CRI like a kubelet
+	$(PY) -m pytest -q -rs -p no:cacheprovider tests/engines
 
 bench: install  ## pyrt, runc and crun side by side -> bench/results.md
 	@command -v /usr/bin/time >/dev/null || apt-get install -y -qq time

@@ -161,8 +161,8 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
                     hooks.run_all(plan.config.hooks, kind, plan.spec_state("creating", pid),
                                   cwd=plan.bundle)
                 parent_ch.send("hooks-done")
-            elif msg["type"] == "console" and plan.process.terminal and master is None:
-                master = _take_console(msg, plan.console_socket)
+            elif msg["type"] == "console":
+                master = _console(msg, plan, master)
             else:
                 raise PyrtError("container init", f"sent {msg['type']!r} out of turn")
     except BaseException:
@@ -173,6 +173,14 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
     finally:
         parent_ch.close()
     return pid, master
+
+
+def _console(msg: dict[str, Any], plan: Plan, master: int | None) -> int | None:
+    """The init's one "console" message (process.terminal only)."""
+    if not plan.process.terminal or master is not None:
+        os.close(msg["fd"])
+        raise PyrtError("container init", "sent 'console' out of turn")
+    return _take_console(msg, plan.console_socket)
 
 
 def _take_console(msg: dict[str, Any], console_socket: str) -> int | None:

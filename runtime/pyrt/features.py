@@ -23,7 +23,7 @@ def features() -> dict[str, Any]:
         "ociVersionMax": OCI_VERSION,
         "hooks": list(HOOKS),
         "mountOptions": sorted([*mounts.FLAG_OPTIONS, *mounts.PROPAGATION,
-                                *mounts.IDMAP_OPTIONS]),
+                                *mounts.IDMAP_OPTIONS, mounts.COPYUP]),
         "linux": {
             "namespaces": [ns for ns in NAMESPACE_TYPES if _kernel_has(ns)],
             "capabilities": list(caps.NAMES[: caps.last_cap() + 1]),

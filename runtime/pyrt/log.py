@@ -39,10 +39,18 @@ def _write(text: str) -> None:
         os.close(fd)
 
 
+def _stderr(text: str) -> None:
+    """Best effort, as runc: the containerd shim may give us a read-only /dev/null."""
+    try:
+        os.write(2, text.encode())
+    except OSError:
+        pass
+
+
 def error(msg: str) -> None:
-    """An error: one line on stderr (always) and one in the log file when there is one."""
-    os.write(2, f"pyrt: {msg}\n".encode())
+    """An error: one line in the log file when there is one, and on stderr (always)."""
     _write(_line("error", msg))
+    _stderr(f"pyrt: {msg}\n")
 
 
 def warning(msg: str) -> None:
@@ -50,7 +58,7 @@ def warning(msg: str) -> None:
     if _target["path"]:
         _write(_line("warning", msg))
     else:
-        os.write(2, f"pyrt: warning: {msg}\n".encode())
+        _stderr(f"pyrt: warning: {msg}\n")
 
 
 def debug(msg: str) -> None:
@@ -58,4 +66,4 @@ def debug(msg: str) -> None:
         if _target["path"]:
             _write(_line("debug", msg))
         else:
-            os.write(2, _line("debug", msg).encode())
+            _stderr(_line("debug", msg))

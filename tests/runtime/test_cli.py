@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 
 import pytest
 import rthelpers as h
@@ -155,6 +156,20 @@ def test_log_json_single_object_for_podman(rt, tmp_path):
     res = rt("state", "no-such-container",
              global_args=["--root", str(rt.root), "--log-format=json", f"--log={log}"])
     assert_fails(res, 1)
+    obj = json.loads(log.read_text())
+    assert obj["level"] == "error" and "does not exist" in obj["msg"], obj
+
+
+def test_log_json_with_unwritable_stderr(rt, tmp_path):
+    """containerd's shim may hand the runtime a read-only /dev/null as stderr (a CRI pod
+    sandbox): the error must still reach --log, and the exit status stay 1."""
+    log = tmp_path / "log.json"
+    argv = rt.argv("state", "no-such-container",
+                   global_args=["--root", str(rt.root), "--log", str(log), "--log-format", "json"])
+    with open(os.devnull) as ro:
+        res = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=ro,
+                             timeout=20, check=False)
+    assert res.returncode == 1, res
     obj = json.loads(log.read_text())
     assert obj["level"] == "error" and "does not exist" in obj["msg"], obj
 

@@ -151,6 +151,37 @@ def test_tmpfs_mount_with_options_and_missing_destination(rt, make_bundle):
     assert (b.rootfs / "mnt" / "scratch").is_dir(), "destination was not created in the rootfs"
 
 
+@pytest.mark.parametrize("readonly", [False, True], ids=["rw", "ro"])
+def test_tmpfs_tmpcopyup_starts_with_the_covered_dir(rt, make_bundle, readonly):
+    """runc's `tmpcopyup` (podman adds it to --tmpfs and --read-only's tmpfs mounts)."""
+    b = make_bundle(("sh", "-c", "grep ' /etc/seed ' /proc/mounts; "
+                     "stat -c '%a %u:%g %N' /etc/seed/dir /etc/seed/dir/file /etc/seed/link; "
+                     "cat /etc/seed/dir/file; echo new > /etc/seed/new 2>&1; echo rc=$?"),
+                    write=False)
+    seed = b.rootfs / "etc" / "seed"
+    (seed / "dir").mkdir(parents=True)
+    (seed / "dir" / "file").write_text("seeded\n")
+    os.chmod(seed / "dir", 0o750)
+    os.chmod(seed / "dir" / "file", 0o604)
+    os.chown(seed / "dir" / "file", h.TESTER_UID, h.TESTER_GID)
+    os.symlink("dir/file", seed / "link")
+    opts = ["nosuid", "size=1m", "tmpcopyup", *(["ro"] if readonly else [])]
+    b.add_mount("/etc/seed", "tmpfs", "tmpfs", opts)
+    res = assert_ok(rt.run(b))
+    lines = res.stdout.splitlines()
+    assert lines[0].split()[2] == "tmpfs", describe(res)
+    assert ("ro" if readonly else "rw") in lines[0].split()[3].split(","), describe(res)
+    assert lines[1] == "750 0:0 /etc/seed/dir", describe(res)
+    assert lines[2] == f"604 {h.TESTER_UID}:{h.TESTER_GID} /etc/seed/dir/file", describe(res)
+    assert lines[3] == "777 0:0 '/etc/seed/link' -> 'dir/file'", describe(res)
+    assert lines[4] == "seeded", describe(res)
+    if readonly:
+        assert lines[5] == "rc=1" and "Read-only file system" in res.stderr, describe(res)
+    else:
+        assert lines[5] == "rc=0", describe(res)
+    assert sorted(os.listdir(seed)) == ["dir", "link"], "the copy leaked into the rootfs"
+
+
 def test_bind_mount_rw(rt, make_bundle, tmp_path):
     host = tmp_path / "hostdir-rw"
     host.mkdir()

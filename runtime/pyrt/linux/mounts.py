@@ -46,8 +46,10 @@ PROPAGATION = {
 # statvfs f_flag bits a remount must keep when they are locked (user namespaces)
 _LOCKED = ((1, sc.MS_RDONLY), (2, sc.MS_NOSUID), (4, sc.MS_NODEV), (8, sc.MS_NOEXEC),
            (1024, sc.MS_NOATIME), (2048, sc.MS_NODIRATIME), (4096, sc.MS_RELATIME))
-_UNSUPPORTED = ("tmpcopyup", "copy-symlink")
+_UNSUPPORTED = ("copy-symlink",)
 IDMAP_OPTIONS = ("idmap", "ridmap")
+# runc's extension: a tmpfs starts with a copy of the directory it covers
+COPYUP = "tmpcopyup"
 
 
 class MountPlan:
@@ -64,10 +66,13 @@ class MountPlan:
         self.idmap_recursive = False
         self.tree_fd = -1
         data: list[str] = []
+        self.copyup = False
         for opt in mount.options:
             if opt in IDMAP_OPTIONS:
                 self.idmap = True
                 self.idmap_recursive = opt == "ridmap"
+            elif opt == COPYUP:
+                self.copyup = mount.type == "tmpfs"  # ignored elsewhere, as runc does
             elif opt in FLAG_OPTIONS:
                 on, off = FLAG_OPTIONS[opt]
                 self.flags = (self.flags | on) & ~off
@@ -215,18 +220,10 @@ def mount_one(root_fd: int, m: MountPlan, in_userns: bool, cgroupns: bool = True
             if extra:
                 _remount(target, sc.MS_BIND | sc.MS_REMOUNT | extra)
         else:
-            source = m.source or m.type
-            try:
-                sc.mount(source, target, m.type, m.flags, m.data)
-            except PermissionError:
-                if m.type != "sysfs":
-                    raise
-                # no network namespace of our own (or a user namespace): bind the host's
-                sc.mount("/sys", target, None, sc.MS_BIND | sc.MS_REC)
-                os.close(target_fd)  # reopen: the fd still points at the covered directory
-                target_fd = open_in_root(root_fd, m.destination)
-                target = fd_path(target_fd)
-                _remount(target, sc.MS_BIND | sc.MS_REMOUNT | m.flags)
+            if m.copyup:
+                _mount_copyup(root_fd, m, target)
+            else:
+                _mount_plain(root_fd, m, target)
             os.close(target_fd)
             target_fd = open_in_root(root_fd, m.destination)
             target = fd_path(target_fd)
@@ -236,6 +233,45 @@ def mount_one(root_fd: int, m: MountPlan, in_userns: bool, cgroupns: bool = True
         raise oserror(f"mount {m.destination}", e) from None
     finally:
         os.close(target_fd)
+
+
+def _mount_plain(root_fd: int, m: MountPlan, target: str) -> None:
+    source = m.source or m.type
+    try:
+        sc.mount(source, target, m.type, m.flags, m.data)
+    except PermissionError:
+        if m.type != "sysfs":
+            raise
+        # no network namespace of our own (or a user namespace): bind the host's
+        sc.mount("/sys", target, None, sc.MS_BIND | sc.MS_REC)
+        fresh = open_in_root(root_fd, m.destination)  # the target fd is the covered dir
+        try:
+            _remount(fd_path(fresh), sc.MS_BIND | sc.MS_REMOUNT | m.flags)
+        finally:
+            os.close(fresh)
+
+
+def _mount_copyup(root_fd: int, m: MountPlan, target: str) -> None:
+    """A tmpfs filled with a copy of the directory it covers (read through a descriptor
+    opened before the mount), made read-only only once filled."""
+    from pyrt.linux.copyup import copy_tree
+
+    covered = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sc.mount(m.source or m.type, target, m.type, m.flags & ~sc.MS_RDONLY, m.data)
+        fresh = open_in_root(root_fd, m.destination, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            copy_tree(covered, fresh)
+        finally:
+            os.close(fresh)
+    finally:
+        os.close(covered)
+    if m.flags & sc.MS_RDONLY:
+        fresh = open_in_root(root_fd, m.destination)
+        try:
+            sc.mount(None, fd_path(fresh), None, sc.MS_REMOUNT | m.flags)
+        finally:
+            os.close(fresh)
 
 
 def _remount(target: str, flags: int) -> None:
