@@ -53,15 +53,17 @@ def child(plan: ExecPlan, ch: Channel) -> NoReturn:
                                   *range(3 + plan.preserve_fds)})
         process.default_signals()
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
+        process.set_oom_score_adj(plan.process.oomScoreAdj)  # while /proc/self is ours
+        # From before we join until execve we are the host's Python: not dumpable, so
+        # nothing in the container can ptrace us or open /proc/<pid>/exe (the
+        # CVE-2019-5736 path to the host binary), our fds, memory, root or cwd. The fork
+        # below inherits it; execve makes the new program dumpable.
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
         namespaces.join(plan.ns_fds)
         pid = os.fork()
         if pid:
             ch.send("pid", pid=pid)
             os._exit(0)
-        # Until execve we are the host's Python in the container's pid namespace: not
-        # dumpable, so nothing in there can ptrace us or open /proc/<pid>/exe (the
-        # CVE-2019-5736 path to the host binary). execve makes the new program dumpable.
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
         _become(plan, ch)
     except BaseException as e:  # every failure must reach the parent as one message
         ch.fail("exec", e)

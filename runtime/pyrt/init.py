@@ -4,13 +4,15 @@ The parent (`pyrt create`) builds a Plan: everything is parsed and checked befor
 fork, so the child only acts. The child reports each step over the sync Channel; an
 error becomes one message and exit, never a traceback.
 
-Order, as runc's: join namespaces given by path (user first); make a user namespace
-and wait for its id maps; make the other namespaces (a new pid namespace inside a
-user namespace needs one more fork); set up the rootfs and /dev; pivot_root; once the
-parent has put us in our cgroup, make the cgroup namespace; masked and read-only paths;
-rlimits; user and capabilities; no_new_privs; the seccomp filter (before the user and
-capabilities change when there is no no_new_privs: see linux/seccomp.py); say "ready";
-block opening the exec fifo until `start`; execve.
+Order, as runc's: copy the pages shared with `pyrt create`, write oom_score_adj and
+become non-dumpable (until execve: CVE-2019-5736); join namespaces given by path (user
+first); make a user namespace and wait for its id maps (and make the time namespace
+then, while our /proc entries are still ours); make the other namespaces (a new pid
+namespace inside a user namespace needs one more fork); set up the rootfs and /dev;
+pivot_root; once the parent has put us in our cgroup, make the cgroup namespace; masked
+and read-only paths; rlimits; user and capabilities; no_new_privs; the seccomp filter
+(before the user and capabilities change when there is no no_new_privs: see
+linux/seccomp.py); say "ready"; block opening the exec fifo until `start`; execve.
 """
 
 from __future__ import annotations
@@ -104,6 +106,16 @@ def child(plan: Plan, ch: Channel) -> NoReturn:
                                   *range(3 + plan.preserve_fds)})
         process.default_signals()
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
+        # before any setuid makes us non-dumpable (and /proc/self/pagemap unreadable)
+        memory.unshare_pages()
+        # what must be written to our own /proc entries: after the next line they
+        # belong to the host's root, out of reach once we are in a user namespace
+        process.set_oom_score_adj(plan.process.oomScoreAdj)
+        # Until execve we are the host's Python, soon in the container's pid namespace:
+        # not dumpable, so nothing in there can open /proc/<pid>/exe (the host binary,
+        # CVE-2019-5736), our fds (the host's procfs among them), memory, root or cwd.
+        # execve makes the container's program dumpable again.
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
         _namespaces(plan, ch)
         _exec(plan, ch)
     except BaseException as e:  # every failure must reach the parent as one message
@@ -115,8 +127,17 @@ def _namespaces(plan: Plan, ch: Channel) -> None:
     namespaces.join(plan.ns_fds, skip=("pid",))  # pid by path: the parent did setns
     if plan.new_user:
         sc.unshare(sc.CLONE_NEWUSER)
+        unprivileged = os.geteuid() != 0
+        if unprivileged:  # as runc: an unprivileged parent must open our id map files
+            sc.prctl(sc.PR_SET_DUMPABLE, 1)
         ch.send("userns")
         ch.recv("maps")
+        if plan.new_flags & sc.CLONE_NEWTIME:
+            # now, while our /proc/self/timens_offsets is still ours to write: our
+            # uid is still the host's (and the file's, as we are not dumpable)
+            namespaces.enter_new_time_ns(linux.timeOffsets)
+        if unprivileged:
+            sc.prctl(sc.PR_SET_DUMPABLE, 0)
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
     if plan.pid_ns_in_init:
@@ -133,7 +154,7 @@ def _namespaces(plan: Plan, ch: Channel) -> None:
                               | sc.CLONE_NEWCGROUP)
     if rest:
         sc.unshare(rest)
-    if plan.new_flags & sc.CLONE_NEWTIME:
+    if plan.new_flags & sc.CLONE_NEWTIME and not plan.new_user:
         namespaces.enter_new_time_ns(linux.timeOffsets)
     if not plan.no_new_keyring:
         try:
@@ -150,7 +171,6 @@ def _enter_cgroup(plan: Plan, ch: Channel) -> None:
     """
     if plan.in_cgroup:
         return
-    memory.unshare_pages()
     ch.send("join")
     ch.recv("go")
     if plan.new_flags & sc.CLONE_NEWCGROUP:
