@@ -34,8 +34,9 @@ def features() -> dict[str, Any]:
                 "rdma": False,
             },
             "seccomp": seccomp.features(),
-            "apparmor": {"enabled": False},
-            "selinux": {"enabled": False},
+            # features.md: compiled-in support, whether or not this host has the LSM
+            "apparmor": {"enabled": True},
+            "selinux": {"enabled": True},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},
             "netDevices": {"enabled": False},

@@ -57,7 +57,12 @@ class Plan:
         linux = config.linux
         if linux.namespace("mount") is None:
             raise ConfigError("/linux/namespaces", "a mount namespace is required")
-        self.mounts = [mounts.MountPlan(m, bundle, f"/mounts/{i}")
+        if self.process.apparmorProfile or self.process.selinuxLabel:
+            from pyrt.linux import lsm
+
+            lsm.check(self.process.apparmorProfile, self.process.selinuxLabel, "/process/")
+        self.mount_label = linux.mountLabel
+        self.mounts = [mounts.MountPlan(m, bundle, f"/mounts/{i}", self.mount_label)
                        for i, m in enumerate(config.mounts)]
         self.setup_dev = not any(m.destination == "/dev" and m.bind for m in self.mounts)
         self.caps = caps.CapPlan(self.process.capabilities)
@@ -157,6 +162,14 @@ def _namespaces(plan: Plan, ch: Channel) -> None:
     if plan.new_flags & sc.CLONE_NEWTIME and not plan.new_user:
         namespaces.enter_new_time_ns(linux.timeOffsets)
     if not plan.no_new_keyring:
+        if plan.process.selinuxLabel:  # the keyring's label (still the host's /proc)
+            from pyrt.linux import lsm
+
+            proc_self = os.open("/proc/self", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                lsm.set_key_label(proc_self, plan.process.selinuxLabel)
+            finally:
+                os.close(proc_self)
         try:
             sc.join_session_keyring(None)
         except OSError as e:
@@ -219,12 +232,16 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
         terminal.become_session_leader(name)
     mounts.write_sysctl(linux.sysctl)
     for path in linux.maskedPaths:
-        mounts.mask_path(path)
+        mounts.mask_path(path, plan.mount_label)
     for path in linux.readonlyPaths:
         mounts.readonly_path(path)
     if config.root.readonly:
         mounts.readonly_root()
     _enter_cgroup(plan, ch)
+    if proc.apparmorProfile or proc.selinuxLabel:
+        from pyrt.linux import lsm
+
+        lsm.apply_exec(proc_self, proc.apparmorProfile, proc.selinuxLabel)
     if plan.seccomp is not None and not proc.noNewPrivileges:
         plan.seccomp.install(ch)  # needs CAP_SYS_ADMIN without no_new_privs
     executable, env = process.become(proc, plan.caps, plan.rlimits)

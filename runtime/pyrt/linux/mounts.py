@@ -52,8 +52,10 @@ _UNSUPPORTED = ("idmap", "ridmap", "tmpcopyup", "copy-symlink")
 class MountPlan:
     """One entry of `mounts`, parsed before anything is made."""
 
-    def __init__(self, mount: Mount, bundle: str, ptr: str) -> None:
+    def __init__(self, mount: Mount, bundle: str, ptr: str, label: str = "") -> None:
+        """`label`: linux.mountLabel (SELinux), for the mount types runc labels."""
         self.destination = "/" + mount.destination.lstrip("/")
+        self.label = label
         self.type = mount.type
         self.flags = 0
         self.propagation: list[int] = []
@@ -72,6 +74,10 @@ class MountPlan:
             self.flags |= sc.MS_BIND
         self.data = ",".join(data) or None
         self.bind = bool(self.flags & sc.MS_BIND)
+        if label and not self.bind:
+            from pyrt.linux import lsm
+
+            self.data = lsm.mount_data(self.data, mount.type, label)
         source = mount.source
         if self.bind and source and not source.startswith("/"):
             source = os.path.join(bundle, source)
@@ -212,6 +218,10 @@ def mount_one(root_fd: int, m: MountPlan, in_userns: bool, cgroupns: bool = True
             os.close(target_fd)
             target_fd = open_in_root(root_fd, m.destination)
             target = fd_path(target_fd)
+            if m.type == "mqueue" and m.label:
+                from pyrt.linux import lsm
+
+                lsm.label_mqueue(target, m.label)
         for flag in m.propagation:
             sc.mount(None, target, None, flag)
     except OSError as e:
@@ -302,9 +312,14 @@ def _mount_cgroup(root_fd: int, m: MountPlan, cgroupns: bool) -> None:
     if cgroups.host_mode() == cgroups.UNIFIED:
         _mount_hierarchy(root_fd, m.destination, "", own.get("", "/"), m.flags, cgroupns)
         return
+    data = "mode=755"
+    if m.label:  # runc mounts this tmpfs as any other, labelled
+        from pyrt.linux import lsm
+
+        data = lsm.labelled(data, m.label)
     target_fd = open_in_root(root_fd, m.destination)
     try:
-        sc.mount("tmpfs", fd_path(target_fd), "tmpfs", flags, "mode=755")
+        sc.mount("tmpfs", fd_path(target_fd), "tmpfs", flags, data)
     finally:
         os.close(target_fd)
     for hierarchy, path in own.items():
@@ -384,15 +399,21 @@ def move_root(rootfs: str) -> None:
         raise oserror("chroot", e) from None
 
 
-def mask_path(path: str) -> None:
-    """Hide a path: /dev/null over a file, an empty read-only tmpfs over a directory."""
+def mask_path(path: str, label: str = "") -> None:
+    """Hide a path: /dev/null over a file, an empty read-only tmpfs over a directory
+    (with the mount label, as runc)."""
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return
     try:
         if stat.S_ISDIR(st.st_mode):
-            sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, "size=0k,mode=000")
+            data = "size=0k,mode=000"
+            if label:
+                from pyrt.linux import lsm
+
+                data = lsm.labelled(data, label)
+            sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, data)
         else:
             sc.mount("/dev/null", path, None, sc.MS_BIND)
     except OSError as e:
