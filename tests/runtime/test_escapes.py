@@ -121,7 +121,9 @@ def test_created_init_does_not_hand_out_the_runtime_binary(rt, make_bundle, runt
     container's pid namespace goes for the runtime's binary (pyrt: the host's Python)
     through /proc/1/exe. pyrt's init is not dumpable, so the open fails; runc 1.1.5's
     init is dumpable but runs from a read-only bind of its binary, so the reopen for
-    writing fails."""
+    writing fails. (Here a dumpable pyrt init would pass this test too, by luck: this
+    pytest runs the same Python, so the reopen gets ETXTBSY; the test below is the
+    strict one.)"""
     files = runtime_files(runtime_bin)
     before = digests(files)
     a = make_bundle(("sleep", "100"))
@@ -365,6 +367,33 @@ def test_proc_and_sys_that_are_symlinks(rt, make_bundle, tmp_path, where, link):
         assert str(host) not in f.read(), "a mount landed on the host"
     if res.returncode == 0:
         assert res.stdout.split() == ["1:3", "0"], "masks missed" + describe(res)
+    else:
+        cg.assert_refused(rt, b, res)
+
+
+def test_proc_redirected_between_its_mount_and_the_masks(rt, make_bundle, tmp_path):
+    """Why a symlinked /proc is refused rather than followed: /proc -> /vol/p, /vol a
+    volume another container can change. procfs is mounted on the volume's p; the
+    other container renames p to q and makes a decoy p; the masks and read-only paths,
+    made later by path, land on the decoy, and the real procfs at /vol/q is open (its
+    sys/ writable: kernel.core_pattern is a host escape). A createRuntime hook, which
+    runs on the host exactly between the mounts and the masks, stands in for the other
+    container's well-timed rename."""
+    vol = tmp_path / "vol"
+    (vol / "p").mkdir(parents=True)
+    b = make_bundle(("sh", "-c", "stat -c %t:%T /vol/q/keys; "
+                     "echo evil > /vol/q/sys/kernel/domainname && echo wrote"), write=False)
+    (b.rootfs / "proc").rmdir()
+    os.symlink("/vol/p", b.rootfs / "proc")
+    b.config["mounts"].insert(0, {"destination": "/vol", "type": "bind",
+                                  "source": str(vol), "options": ["rbind"]})
+    swap = f"mv {vol}/p {vol}/q && mkdir {vol}/p && touch {vol}/p/keys"
+    b.config["hooks"] = {"createRuntime": [{"path": "/bin/sh",
+                                            "args": ["sh", "-c", swap]}]}
+    b.write()
+    res = rt.run(b)
+    if res.returncode == 0:
+        assert res.stdout.split() == ["1:3"], "the real procfs is unmasked" + describe(res)
     else:
         cg.assert_refused(rt, b, res)
 
