@@ -9,8 +9,8 @@ become non-dumpable (until execve: CVE-2019-5736); join namespaces given by path
 first); make a user namespace and wait for its id maps (and make the time namespace
 then, while our /proc entries are still ours); make the other namespaces (a new pid
 namespace inside a user namespace needs one more fork); set up the rootfs and /dev;
-pivot_root; once the parent has put us in our cgroup, make the cgroup namespace; masked
-and read-only paths; rlimits; user and capabilities; no_new_privs; the seccomp filter
+pivot_root; once the parent has put us in our cgroup, make the cgroup namespace; read-only
+and masked paths; rlimits; user and capabilities; no_new_privs; the seccomp filter
 (before the user and capabilities change when there is no no_new_privs: see
 linux/seccomp.py); say "ready"; block opening the exec fifo until `start`; execve.
 """
@@ -231,10 +231,13 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
         _mount_console(name)
         terminal.become_session_leader(name)
     mounts.write_sysctl(linux.sysctl)
-    for path in linux.maskedPaths:
-        mounts.mask_path(path, plan.mount_label)
-    for path in linux.readonlyPaths:
+    for path in linux.readonlyPaths:  # then the masks, as runc
         mounts.readonly_path(path)
+    if linux.maskedPaths:
+        null = mounts.open_null()
+        for path in linux.maskedPaths:
+            mounts.mask_path(path, null, plan.mount_label)
+        os.close(null)
     if config.root.readonly:
         mounts.readonly_root()
     _enter_cgroup(plan, ch)

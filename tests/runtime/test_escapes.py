@@ -463,6 +463,39 @@ def test_masked_and_readonly_paths_cannot_be_bypassed(run_sh):
     assert lines[8:] == ["0"], "a mask or read-only path gave way" + describe(res)
 
 
+# runc 1.1.5 binds "/dev/null" by name and follows the symlink (CVE-2025-31133, fixed in
+# runc 1.2.8): /proc/keys shows the sysctl (read-only there, as its read-only paths
+# come first).
+@pytest.mark.pyrt_only
+@pytest.mark.parametrize("readonly", [True, False])
+def test_masks_are_not_redirected_by_a_dev_null_symlink(rt, make_bundle, tmp_path,
+                                                        readonly):
+    """/dev bind mounted from a volume another container can write, whose null is a
+    symlink to a sysctl: masking /proc/keys by binding "/dev/null" over it would put
+    that sysctl there, writable unless /proc/sys is a read-only path.
+    kernel.domainname stands in for kernel.core_pattern, the host escape. Refused, or
+    the mask is the real null device."""
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    os.symlink("/proc/sys/kernel/domainname", dev / "null")
+    b = make_bundle(("sh", "-c", "stat -c %t:%T /proc/keys; echo evil > /proc/keys; "
+                     "cat /proc/sys/kernel/domainname"), write=False)
+    if not readonly:
+        b.config["linux"]["readonlyPaths"] = []
+    b.config["mounts"] = [m for m in b.config["mounts"] if not m["destination"].startswith(
+        "/dev")]
+    b.add_mount("/dev", "bind", str(dev), ["rbind"])
+    b.config["linux"]["maskedPaths"] = ["/proc/keys"]
+    b.write()
+    res = rt.run(b)
+    if res.returncode == 0:
+        assert res.stdout.split()[0] == "1:3", "the mask is not /dev/null" + describe(res)
+        assert "evil" not in res.stdout, "a masked path became a writable sysctl" + \
+            describe(res)
+    else:
+        cg.assert_refused(rt, b, res)
+
+
 def test_readonly_paths_control(run_sh):
     """Without readonlyPaths the same write to domainname succeeds: the probe above
     can fail."""

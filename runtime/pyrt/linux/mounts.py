@@ -399,9 +399,25 @@ def move_root(rootfs: str) -> None:
         raise oserror("chroot", e) from None
 
 
-def mask_path(path: str, label: str = "") -> None:
-    """Hide a path: /dev/null over a file, an empty read-only tmpfs over a directory
-    (with the mount label, as runc)."""
+def open_null() -> int:
+    """The container's /dev/null, checked to be the null device: binding it by name would
+    follow a symlink planted there (from a /dev bind mount, say) and put whatever it
+    names, /proc/sys/kernel/core_pattern for one, writable over a masked path
+    (CVE-2025-31133). Returns an O_PATH fd to bind from."""
+    try:
+        fd = os.open("/dev/null", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise oserror("maskedPaths: /dev/null", e) from None
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise PyrtError("maskedPaths", "/dev/null in the container is not the null device")
+    return fd
+
+
+def mask_path(path: str, null: int, label: str = "") -> None:
+    """Hide a path: /dev/null (`null`, from open_null) over a file, an empty read-only
+    tmpfs over a directory (with the mount label, as runc)."""
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -415,7 +431,7 @@ def mask_path(path: str, label: str = "") -> None:
                 data = lsm.labelled(data, label)
             sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, data)
         else:
-            sc.mount("/dev/null", path, None, sc.MS_BIND)
+            sc.mount(fd_path(null), path, None, sc.MS_BIND)
     except OSError as e:
         raise oserror(f"maskedPaths {path}", e) from None
 
