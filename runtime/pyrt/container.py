@@ -120,13 +120,16 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
         # The first cgroup.procs write waits for an RCU grace period (~15 ms here): pay it
         # while the init sets up its rootfs, but join the memory cgroup only when it asks.
         cgroup.add(pid, memory=False)
-        parent_ch.recv("join")
-        cgroup.add(pid, memory=True)
-        parent_ch.send("go")
+        joined = False
         while True:
-            msg = parent_ch.recv(("hooks", "console", "seccomp", "ready"))
-            if msg["type"] == "ready":
+            msg = parent_ch.recv(("join", "hooks", "console", "seccomp", "ready"))
+            if msg["type"] == "ready" and joined:
                 break
+            if msg["type"] == "join" and not joined:
+                joined = True
+                cgroup.add(pid, memory=True)
+                parent_ch.send("go")
+                continue
             if msg["type"] == "seccomp":
                 from pyrt.linux import seccomp
 

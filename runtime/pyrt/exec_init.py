@@ -96,10 +96,10 @@ def _become(plan: ExecPlan, ch: Channel) -> NoReturn:
     proc = plan.process
     ch.recv("go")  # we are in the container's cgroup
     if proc.terminal:
-        master, name = terminal.open_pty(proc.consoleSize)
+        master, slave, name = terminal.open_pty(proc.consoleSize)
         ch.send("console", fd=master, name=name)
         os.close(master)
-        terminal.become_session_leader(name)
+        terminal.become_session_leader(slave)
     if plan.seccomp is not None and not proc.noNewPrivileges:
         plan.seccomp.install(ch)
     executable, env = process.become(proc, plan.caps, plan.rlimits)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import _signal
 import os
+import stat
 
 from pyrt import state
 from pyrt.errors import ConfigError, PyrtError, oserror
@@ -225,11 +226,11 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
     os.close(root_fd)
 
     if proc.terminal:
-        master, name = terminal.open_pty(proc.consoleSize)
+        master, slave, name = terminal.open_pty(proc.consoleSize)
         ch.send("console", fd=master, name=name)
         os.close(master)
-        _mount_console(name)
-        terminal.become_session_leader(name)
+        _mount_console(slave)
+        terminal.become_session_leader(slave)
     mounts.write_sysctl(linux.sysctl)
     for path in linux.readonlyPaths:  # then the masks, as runc
         mounts.readonly_path(path)
@@ -270,11 +271,22 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
     process.execve(executable, proc.args, env, plan.preserve_fds)
 
 
-def _mount_console(slave: str) -> None:
-    """Bind the pty slave over /dev/console, as runc does."""
+def _mount_console(slave: int) -> None:
+    """Bind the pty slave over /dev/console, as runc does: from its fd, onto a
+    /dev/console that is not a symlink (which would take the bind elsewhere)."""
+    flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        if not os.path.exists("/dev/console"):
-            os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
-        sc.mount(slave, "/dev/console", None, sc.MS_BIND)
+        try:
+            console = os.open("/dev/console", flags)
+        except FileNotFoundError:
+            os.close(os.open("/dev/console", os.O_CREAT | os.O_EXCL | os.O_WRONLY
+                             | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+            console = os.open("/dev/console", flags)
+        try:
+            if stat.S_ISLNK(os.fstat(console).st_mode):
+                raise PyrtError("/dev/console", "is a symlink")
+            sc.mount(mounts.fd_path(slave), mounts.fd_path(console), None, sc.MS_BIND)
+        finally:
+            os.close(console)
     except OSError as e:
         raise oserror("/dev/console", e) from None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -503,6 +504,46 @@ def test_readonly_paths_control(run_sh):
                            "/proc/sys/kernel/domainname",
                            lambda b: b.config["linux"].__setitem__("readonlyPaths", [])))
     assert res.stdout.strip() == "ctl", describe(res)
+
+
+# --------------------------------------------------------------------------- the console
+
+
+# runc 1.1.5 creates (truncating) and mounts /dev/console by name, following the symlink
+# (CVE-2025-52565, fixed in runc 1.2.8).
+@pytest.mark.pyrt_only
+def test_console_bind_is_not_redirected_by_a_symlink(rt, make_bundle, tmp_path,
+                                                     console_socket):
+    """/dev bound from a volume someone else controls, its console a symlink: binding
+    the pty over "/dev/console" by name would put the mount (and, opened with O_TRUNC,
+    an empty file) wherever the symlink points, masked or read-only paths included.
+    /victim stands in for those. Refused, or /victim is untouched."""
+    srv, path = console_socket
+    dev = tmp_path / "dev"
+    (dev / "pts").mkdir(parents=True)
+    os.mknod(dev / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.symlink("pts/ptmx", dev / "ptmx")
+    os.symlink("/victim", dev / "console")
+    b = make_bundle(("sh", "-c", "stat -c %F /victim; cat /victim; echo done; sleep 100"),
+                    write=False)
+    (b.rootfs / "victim").write_text("intact\n")
+    b.config["process"]["terminal"] = True
+    b.config["mounts"] = [m for m in b.config["mounts"]
+                          if not m["destination"].startswith("/dev")]
+    b.add_mount("/dev", "bind", str(dev), ["rbind"])
+    b.add_mount("/dev/pts", "devpts", "devpts", ["newinstance", "ptmxmode=0666"])
+    res = rt.create(b, "--console-socket", path)
+    if res.returncode != 0:
+        cg.assert_refused(rt, b, res)
+    else:
+        _name, master = h.recv_master(srv)
+        try:
+            assert_ok(rt.start(b.id))
+            out = h.read_until(master, b"done")
+        finally:
+            os.close(master)
+        assert b"regular file" in out and b"intact" in out, out
+    assert (b.rootfs / "victim").read_text() == "intact\n"
 
 
 # --------------------------------------------------------------------------- no_new_privs
