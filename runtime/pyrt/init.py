@@ -114,14 +114,6 @@ def child(plan: Plan, ch: Channel) -> NoReturn:
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
         # before any setuid makes us non-dumpable (and /proc/self/pagemap unreadable)
         memory.unshare_pages()
-        # what must be written to our own /proc entries: after the next line they
-        # belong to the host's root, out of reach once we are in a user namespace
-        process.set_oom_score_adj(plan.process.oomScoreAdj)
-        # Until execve we are the host's Python, soon in the container's pid namespace:
-        # not dumpable, so nothing in there can open /proc/<pid>/exe (the host binary,
-        # CVE-2019-5736), our fds (the host's procfs among them), memory, root or cwd.
-        # execve makes the container's program dumpable again.
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
         _namespaces(plan, ch)
         _exec(plan, ch)
     except BaseException as e:  # every failure must reach the parent as one message
@@ -130,6 +122,14 @@ def child(plan: Plan, ch: Channel) -> NoReturn:
 
 def _namespaces(plan: Plan, ch: Channel) -> None:
     linux = plan.config.linux
+    # what must be written to our own /proc entries: after the next line they belong
+    # to the host's root, out of reach once we are in a user namespace
+    process.set_oom_score_adj(plan.process.oomScoreAdj)
+    # Until execve we are the host's Python, soon in the container's pid namespace: not
+    # dumpable, so nothing in there can open /proc/<pid>/exe (the host binary,
+    # CVE-2019-5736), our fds (the host's procfs among them), memory, root or cwd.
+    # execve makes the container's program dumpable again.
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)
     namespaces.join(plan.ns_fds, skip=("pid",))  # pid by path: the parent did setns
     if plan.new_user:
         sc.unshare(sc.CLONE_NEWUSER)
