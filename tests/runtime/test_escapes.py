@@ -139,6 +139,8 @@ def test_created_init_does_not_hand_out_the_runtime_binary(rt, make_bundle, runt
         h.wait_for(lambda: log.read_text().strip(), what="the attacker's first move")
         assert_ok(rt.start(a.id))
         rt.wait_status(a.id, "running")
+        h.wait_for(lambda: os.readlink(f"/proc/{init}/exe") == "/bin/busybox",
+                   what="the init's execve")
         (b.rootfs / "tmp" / "started").touch()
         assert attacker.wait(timeout=20) == 0, log.read_text()
     finally:
@@ -225,6 +227,9 @@ def test_no_fd_reaches_the_container_through_create_and_start(rt, make_bundle, t
         for fd in fds:
             os.close(fd)
     pid = rt.wait_status(b.id, "running")["pid"]
+    # "running" comes as the init leaves the fifo; its execve follows a moment later
+    h.wait_for(lambda: os.readlink(f"/proc/{pid}/exe") == "/bin/busybox",
+               what="the container's process to be exec'd")
     assert sorted(int(x) for x in os.listdir(f"/proc/{pid}/fd")) == [0, 1, 2]
 
 
