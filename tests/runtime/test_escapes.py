@@ -634,3 +634,15 @@ def test_non_dumpable_init_sets_time_offsets_in_a_user_namespace(rt, make_bundle
     b.write()
     res = assert_ok(rt.run(b))
     assert res.stdout.split()[:4] == ["0", "monotonic", "86400", "0"], describe(res)
+
+
+def test_non_dumpable_exec_in_a_user_namespace(rt, make_bundle):
+    """The exec child too: it writes oom_score_adj before it joins (and stops being
+    dumpable), where its /proc entries are still its own."""
+    b = make_bundle(("sleep", "100"), write=False)
+    _shifted_userns(b)
+    b.config["process"]["oomScoreAdj"] = 123
+    b.write()
+    rt.create_started(b)
+    res = assert_ok(rt("exec", b.id, "sh", "-c", "id -u; cat /proc/self/oom_score_adj"))
+    assert res.stdout.split() == ["0", "123"], describe(res)
