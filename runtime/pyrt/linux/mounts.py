@@ -157,6 +157,64 @@ def fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
+def _check_ordinary_dir(root_fd: int, m: MountPlan) -> None:
+    """procfs and sysfs go on a real directory of the rootfs, never through a symlink
+    (CVE-2019-16884, CVE-2023-27561): one that a process sharing a volume with the
+    container could redirect would leave the masks and read-only paths, made later by
+    path, on a decoy."""
+    parent, _, name = m.destination.rstrip("/").rpartition("/")
+    if not name:
+        return
+    try:
+        parent_fd = open_in_root(root_fd, parent)
+    except FileNotFoundError:
+        return  # nothing there yet: make_in_root makes real directories
+    try:
+        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    finally:
+        os.close(parent_fd)
+    if not stat.S_ISDIR(st.st_mode):
+        raise PyrtError(f"mount {m.destination}",
+                        f"{m.type} must be mounted on an ordinary directory")
+
+
+# types runc does not check against /proc (CVE-2019-19921) unless bind mounted
+_NOT_UNDER_PROC_CHECKED = ("proc", "sysfs", "mqueue", "tmpfs", "cgroup", "cgroup2")
+# the files lxcfs emulates, which may be bind mounted over procfs's own
+LXCFS_FILES = ("cpuinfo", "diskstats", "meminfo", "stat", "swaps", "uptime", "loadavg",
+               "slabinfo", "net/dev", "sys/kernel/ns_last_pid")
+
+
+def _check_proc_target(root_fd: int, target_fd: int, m: MountPlan) -> None:
+    """As runc (CVE-2019-19921): on /proc only another procfs, below /proc only the files
+    lxcfs emulates; anything else would give the container a /proc the runtime does not
+    control. The target is checked where it resolved, symlinks followed."""
+    rel = os.path.relpath(os.readlink(fd_path(target_fd)), os.readlink(fd_path(root_fd)))
+    if rel == "proc":
+        if _fstype(m.source) != "proc":
+            raise PyrtError(f"mount {m.destination}",
+                            "cannot be mounted on /proc: it is not a proc filesystem")
+    elif rel.startswith("proc/") and rel[5:] not in LXCFS_FILES:
+        raise PyrtError(f"mount {m.destination}", "cannot be mounted inside /proc")
+
+
+def _fstype(path: str) -> str:
+    """The filesystem type of the mount holding path ("" if it cannot be told)."""
+    try:
+        dev = os.stat(path).st_dev
+    except OSError:
+        return ""
+    want = f"{os.major(dev)}:{os.minor(dev)}"
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if left.split()[2] == want:
+                return right.split()[0]
+    return ""
+
+
 # ---------------------------------------------------------------- the rootfs
 
 def prepare_root(rootfs: str, propagation: str) -> None:
@@ -228,64 +286,6 @@ def mount_one(root_fd: int, m: MountPlan, in_userns: bool, cgroupns: bool = True
         raise oserror(f"mount {m.destination}", e) from None
     finally:
         os.close(target_fd)
-
-
-def _check_ordinary_dir(root_fd: int, m: MountPlan) -> None:
-    """procfs and sysfs go on a real directory of the rootfs, never through a symlink
-    (CVE-2019-16884, CVE-2023-27561): one that a process sharing a volume with the
-    container could redirect would leave the masks and read-only paths, made later by
-    path, on a decoy."""
-    parent, _, name = m.destination.rstrip("/").rpartition("/")
-    if not name:
-        return
-    try:
-        parent_fd = open_in_root(root_fd, parent)
-    except FileNotFoundError:
-        return  # nothing there yet: make_in_root makes real directories
-    try:
-        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return
-    finally:
-        os.close(parent_fd)
-    if not stat.S_ISDIR(st.st_mode):
-        raise PyrtError(f"mount {m.destination}",
-                        f"{m.type} must be mounted on an ordinary directory")
-
-
-# types runc does not check against /proc (CVE-2019-19921) unless bind mounted
-_NOT_UNDER_PROC_CHECKED = ("proc", "sysfs", "mqueue", "tmpfs", "cgroup", "cgroup2")
-# the files lxcfs emulates, which may be bind mounted over procfs's own
-LXCFS_FILES = ("cpuinfo", "diskstats", "meminfo", "stat", "swaps", "uptime", "loadavg",
-               "slabinfo", "net/dev", "sys/kernel/ns_last_pid")
-
-
-def _check_proc_target(root_fd: int, target_fd: int, m: MountPlan) -> None:
-    """As runc (CVE-2019-19921): on /proc only another procfs, below /proc only the files
-    lxcfs emulates; anything else would give the container a /proc the runtime does not
-    control. The target is checked where it resolved, symlinks followed."""
-    rel = os.path.relpath(os.readlink(fd_path(target_fd)), os.readlink(fd_path(root_fd)))
-    if rel == "proc":
-        if _fstype(m.source) != "proc":
-            raise PyrtError(f"mount {m.destination}",
-                            "cannot be mounted on /proc: it is not a proc filesystem")
-    elif rel.startswith("proc/") and rel[5:] not in LXCFS_FILES:
-        raise PyrtError(f"mount {m.destination}", "cannot be mounted inside /proc")
-
-
-def _fstype(path: str) -> str:
-    """The filesystem type of the mount holding path ("" if it cannot be told)."""
-    try:
-        dev = os.stat(path).st_dev
-    except OSError:
-        return ""
-    want = f"{os.major(dev)}:{os.minor(dev)}"
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            if left.split()[2] == want:
-                return right.split()[0]
-    return ""
 
 
 def _remount(target: str, flags: int) -> None:
