@@ -381,9 +381,6 @@ def cmd_exec(opts: Options) -> int:
             raise PyrtError("exec", "give either --process or a command, not both")
         if not opts.process and len(opts.args) < 2:
             raise PyrtError("exec", "needs a command to run (or --process FILE)")
-        for flag in ("apparmor", "process_label"):
-            if opts[flag]:
-                raise PyrtError(f"--{flag.replace('_', '-')}", "not supported by pyrt yet")
         return container.exec_process(
             _root(opts), opts.args[0], lambda bundle: _exec_process_spec(opts, bundle),
             detach=opts.detach, pid_file=opts.pid_file, console_socket=opts.console_socket,
@@ -435,6 +432,10 @@ def _exec_process_spec(opts: Options, bundle: str) -> Any:
                 raise PyrtError(f"--additional-gids {gid_text}", "not a number") from None
         if opts.no_new_privs:
             proc.noNewPrivileges = True
+        if opts.apparmor:  # as runc: an empty flag keeps the container's
+            proc.apparmorProfile = opts.apparmor
+        if opts.process_label:
+            proc.selinuxLabel = opts.process_label
         if opts.cap:
             caps = proc.capabilities or config.Capabilities()
             for name in config.CAP_SETS:
@@ -488,8 +489,8 @@ COMMANDS = {c.name: c for c in [
                 Flag("cap,c", "CAP", "add a capability (repeatable)", default=[]),
                 Flag("no-new-privs", "", "set no_new_privs"),
                 Flag("preserve-fds", "N", "pass N extra fds (from 3)", default="0"),
-                Flag("process-label", "LABEL", "SELinux label", hidden=True),
-                Flag("apparmor", "PROFILE", "AppArmor profile", hidden=True),
+                Flag("process-label", "LABEL", "SELinux label for the process"),
+                Flag("apparmor", "PROFILE", "AppArmor profile for the process"),
                 Flag("ignore-paused", "", "exec even into a paused container"),
                 Flag("pidfd-socket", "PATH", "not supported", hidden=True),
             ], cmd_exec, stop_after_args=True),

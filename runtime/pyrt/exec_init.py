@@ -44,6 +44,11 @@ class ExecPlan:
         self.preserve_fds = preserve_fds
         self.caps: CapPlan = CapPlan(proc.capabilities)
         self.rlimits = process.check_rlimits(proc)
+        self.lsm = bool(proc.apparmorProfile or proc.selinuxLabel)
+        if self.lsm:
+            from pyrt.linux import lsm
+
+            lsm.check(proc.apparmorProfile, proc.selinuxLabel, "/process/")
 
 
 def child(plan: ExecPlan, ch: Channel) -> NoReturn:
@@ -53,28 +58,48 @@ def child(plan: ExecPlan, ch: Channel) -> NoReturn:
                                   *range(3 + plan.preserve_fds)})
         process.default_signals()
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
+        process.set_oom_score_adj(plan.process.oomScoreAdj)  # while /proc/self is ours
+        # From before we join until execve we are the host's Python: not dumpable, so
+        # nothing in the container can ptrace us or open /proc/<pid>/exe (the
+        # CVE-2019-5736 path to the host binary), our fds, memory, root or cwd. The fork
+        # below inherits it; execve makes the new program dumpable.
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        # the host's procfs, for our LSM attrs: the container's /proc could be a decoy
+        host_proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) \
+            if plan.lsm else -1
         namespaces.join(plan.ns_fds)
         pid = os.fork()
         if pid:
             ch.send("pid", pid=pid)
             os._exit(0)
-        # Until execve we are the host's Python in the container's pid namespace: not
-        # dumpable, so nothing in there can ptrace us or open /proc/<pid>/exe (the
-        # CVE-2019-5736 path to the host binary). execve makes the new program dumpable.
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        if host_proc >= 0:
+            _apply_lsm(plan.process, host_proc)
         _become(plan, ch)
     except BaseException as e:  # every failure must reach the parent as one message
         ch.fail("exec", e)
+
+
+def _apply_lsm(proc: Process, host_proc: int) -> None:
+    """The AppArmor profile and SELinux label our execve puts on, written under our
+    own entry of the host's procfs (thread-self: our pid there, not in the container)."""
+    from pyrt.linux import lsm
+
+    own = os.open("thread-self", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=host_proc)
+    try:
+        lsm.apply_exec(own, proc.apparmorProfile, proc.selinuxLabel)
+    finally:
+        os.close(own)
+        os.close(host_proc)
 
 
 def _become(plan: ExecPlan, ch: Channel) -> NoReturn:
     proc = plan.process
     ch.recv("go")  # we are in the container's cgroup
     if proc.terminal:
-        master, name = terminal.open_pty(proc.consoleSize)
+        master, slave, name = terminal.open_pty(proc.consoleSize)
         ch.send("console", fd=master, name=name)
         os.close(master)
-        terminal.become_session_leader(name)
+        terminal.become_session_leader(slave)
     if plan.seccomp is not None and not proc.noNewPrivileges:
         plan.seccomp.install(ch)
     executable, env = process.become(proc, plan.caps, plan.rlimits)

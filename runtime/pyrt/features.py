@@ -35,8 +35,9 @@ def features() -> dict[str, Any]:
                 "rdma": False,
             },
             "seccomp": seccomp.features(),
-            "apparmor": {"enabled": False},
-            "selinux": {"enabled": False},
+            # features.md: compiled-in support, whether or not this host has the LSM
+            "apparmor": {"enabled": True},
+            "selinux": {"enabled": True},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": _kernel_has_idmap()}},
             "netDevices": {"enabled": False},

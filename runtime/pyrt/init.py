@@ -4,19 +4,22 @@ The parent (`pyrt create`) builds a Plan: everything is parsed and checked befor
 fork, so the child only acts. The child reports each step over the sync Channel; an
 error becomes one message and exit, never a traceback.
 
-Order, as runc's: join namespaces given by path (user first); make a user namespace
-and wait for its id maps; make the other namespaces (a new pid namespace inside a
-user namespace needs one more fork); set up the rootfs and /dev; pivot_root; once the
-parent has put us in our cgroup, make the cgroup namespace; masked and read-only paths;
-rlimits; user and capabilities; no_new_privs; the seccomp filter (before the user and
-capabilities change when there is no no_new_privs: see linux/seccomp.py); say "ready";
-block opening the exec fifo until `start`; execve.
+Order, as runc's: copy the pages shared with `pyrt create`, write oom_score_adj and
+become non-dumpable (until execve: CVE-2019-5736); join namespaces given by path (user
+first); make a user namespace and wait for its id maps (and make the time namespace
+then, while our /proc entries are still ours); make the other namespaces (a new pid
+namespace inside a user namespace needs one more fork); set up the rootfs and /dev;
+pivot_root; once the parent has put us in our cgroup, make the cgroup namespace; read-only
+and masked paths; rlimits; user and capabilities; no_new_privs; the seccomp filter
+(before the user and capabilities change when there is no no_new_privs: see
+linux/seccomp.py); say "ready"; block opening the exec fifo until `start`; execve.
 """
 
 from __future__ import annotations
 
 import _signal
 import os
+import stat
 
 from pyrt import state
 from pyrt.errors import ConfigError, PyrtError, oserror
@@ -55,7 +58,12 @@ class Plan:
         linux = config.linux
         if linux.namespace("mount") is None:
             raise ConfigError("/linux/namespaces", "a mount namespace is required")
-        self.mounts = [mounts.MountPlan(m, bundle, f"/mounts/{i}")
+        if self.process.apparmorProfile or self.process.selinuxLabel:
+            from pyrt.linux import lsm
+
+            lsm.check(self.process.apparmorProfile, self.process.selinuxLabel, "/process/")
+        self.mount_label = linux.mountLabel
+        self.mounts = [mounts.MountPlan(m, bundle, f"/mounts/{i}", self.mount_label)
                        for i, m in enumerate(config.mounts)]
         self.setup_dev = not any(m.destination == "/dev" and m.bind for m in self.mounts)
         self.caps = caps.CapPlan(self.process.capabilities)
@@ -135,6 +143,14 @@ def child(plan: Plan, ch: Channel) -> NoReturn:
 
 def _namespaces(plan: Plan, ch: Channel) -> None:
     linux = plan.config.linux
+    # what must be written to our own /proc entries: after the next line they belong
+    # to the host's root, out of reach once we are in a user namespace
+    process.set_oom_score_adj(plan.process.oomScoreAdj)
+    # Until execve we are the host's Python, soon in the container's pid namespace: not
+    # dumpable, so nothing in there can open /proc/<pid>/exe (the host binary,
+    # CVE-2019-5736), our fds (the host's procfs among them), memory, root or cwd.
+    # execve makes the container's program dumpable again.
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)
     namespaces.join(plan.ns_fds, skip=("pid",))  # pid by path: the parent did setns
     if plan.in_userns and not plan.new_user:
         # a user namespace joined by path: become its root (as runc), or what we make
@@ -149,6 +165,9 @@ def _namespaces(plan: Plan, ch: Channel) -> None:
         sc.prctl(sc.PR_SET_DUMPABLE, 1)
         ch.send("userns")
         ch.recv("maps")
+        if plan.new_flags & sc.CLONE_NEWTIME:
+            # now, while our /proc/self/timens_offsets is still ours to write
+            namespaces.enter_new_time_ns(linux.timeOffsets)
         sc.prctl(sc.PR_SET_DUMPABLE, 1 if dumpable == 1 else 0)  # 2 cannot be set back
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
@@ -171,9 +190,17 @@ def _namespaces(plan: Plan, ch: Channel) -> None:
                               | sc.CLONE_NEWCGROUP)
     if rest:
         sc.unshare(rest)
-    if plan.new_flags & sc.CLONE_NEWTIME:
+    if plan.new_flags & sc.CLONE_NEWTIME and not plan.new_user:
         namespaces.enter_new_time_ns(linux.timeOffsets)
     if not plan.no_new_keyring:
+        if plan.process.selinuxLabel:  # the keyring's label (still the host's /proc)
+            from pyrt.linux import lsm
+
+            proc_self = os.open("/proc/self", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                lsm.set_key_label(proc_self, plan.process.selinuxLabel)
+            finally:
+                os.close(proc_self)
         try:
             sc.join_session_keyring(None)
         except OSError as e:
@@ -229,19 +256,26 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
     os.close(root_fd)
 
     if proc.terminal:
-        master, name = terminal.open_pty(proc.consoleSize)
+        master, slave, name = terminal.open_pty(proc.consoleSize)
         ch.send("console", fd=master, name=name)
         os.close(master)
-        _mount_console(name)
-        terminal.become_session_leader(name)
+        _mount_console(slave)
+        terminal.become_session_leader(slave)
     mounts.write_sysctl(linux.sysctl)
-    for path in linux.maskedPaths:
-        mounts.mask_path(path)
-    for path in linux.readonlyPaths:
+    for path in linux.readonlyPaths:  # then the masks, as runc
         mounts.readonly_path(path)
+    if linux.maskedPaths:
+        null = mounts.open_null()
+        for path in linux.maskedPaths:
+            mounts.mask_path(path, null, plan.mount_label)
+        os.close(null)
     if config.root.readonly:
         mounts.readonly_root()
     _enter_cgroup(plan, ch)
+    if proc.apparmorProfile or proc.selinuxLabel:
+        from pyrt.linux import lsm
+
+        lsm.apply_exec(proc_self, proc.apparmorProfile, proc.selinuxLabel)
     if plan.seccomp is not None and not proc.noNewPrivileges:
         plan.seccomp.install(ch)  # needs CAP_SYS_ADMIN without no_new_privs
     executable, env = process.become(proc, plan.caps, plan.rlimits)
@@ -267,11 +301,22 @@ def _exec(plan: Plan, ch: Channel) -> NoReturn:
     process.execve(executable, proc.args, env, plan.preserve_fds)
 
 
-def _mount_console(slave: str) -> None:
-    """Bind the pty slave over /dev/console, as runc does."""
+def _mount_console(slave: int) -> None:
+    """Bind the pty slave over /dev/console, as runc does: from its fd, onto a
+    /dev/console that is not a symlink (which would take the bind elsewhere)."""
+    flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        if not os.path.exists("/dev/console"):
-            os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
-        sc.mount(slave, "/dev/console", None, sc.MS_BIND)
+        try:
+            console = os.open("/dev/console", flags)
+        except FileNotFoundError:
+            os.close(os.open("/dev/console", os.O_CREAT | os.O_EXCL | os.O_WRONLY
+                             | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+            console = os.open("/dev/console", flags)
+        try:
+            if stat.S_ISLNK(os.fstat(console).st_mode):
+                raise PyrtError("/dev/console", "is a symlink")
+            sc.mount(mounts.fd_path(slave), mounts.fd_path(console), None, sc.MS_BIND)
+        finally:
+            os.close(console)
     except OSError as e:
         raise oserror("/dev/console", e) from None

@@ -55,8 +55,10 @@ COPYUP = "tmpcopyup"
 class MountPlan:
     """One entry of `mounts`, parsed before anything is made."""
 
-    def __init__(self, mount: Mount, bundle: str, ptr: str) -> None:
+    def __init__(self, mount: Mount, bundle: str, ptr: str, label: str = "") -> None:
+        """`label`: linux.mountLabel (SELinux), for the mount types runc labels."""
         self.destination = "/" + mount.destination.lstrip("/")
+        self.label = label
         self.type = mount.type
         self.flags = 0
         self.propagation: list[int] = []
@@ -86,6 +88,10 @@ class MountPlan:
             self.flags |= sc.MS_BIND
         self.data = ",".join(data) or None
         self.bind = bool(self.flags & sc.MS_BIND)
+        if label and not self.bind:
+            from pyrt.linux import lsm
+
+            self.data = lsm.mount_data(self.data, mount.type, label)
         source = mount.source
         if self.bind and source and not source.startswith("/"):
             source = os.path.join(bundle, source)
@@ -169,6 +175,64 @@ def fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
+def _check_ordinary_dir(root_fd: int, m: MountPlan) -> None:
+    """procfs and sysfs go on a real directory of the rootfs, never through a symlink
+    (CVE-2019-16884, CVE-2023-27561): one that a process sharing a volume with the
+    container could redirect would leave the masks and read-only paths, made later by
+    path, on a decoy."""
+    parent, _, name = m.destination.rstrip("/").rpartition("/")
+    if not name:
+        return
+    try:
+        parent_fd = open_in_root(root_fd, parent)
+    except FileNotFoundError:
+        return  # nothing there yet: make_in_root makes real directories
+    try:
+        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    finally:
+        os.close(parent_fd)
+    if not stat.S_ISDIR(st.st_mode):
+        raise PyrtError(f"mount {m.destination}",
+                        f"{m.type} must be mounted on an ordinary directory")
+
+
+# types runc does not check against /proc (CVE-2019-19921) unless bind mounted
+_NOT_UNDER_PROC_CHECKED = ("proc", "sysfs", "mqueue", "tmpfs", "cgroup", "cgroup2")
+# the files lxcfs emulates, which may be bind mounted over procfs's own
+LXCFS_FILES = ("cpuinfo", "diskstats", "meminfo", "stat", "swaps", "uptime", "loadavg",
+               "slabinfo", "net/dev", "sys/kernel/ns_last_pid")
+
+
+def _check_proc_target(root_fd: int, target_fd: int, m: MountPlan) -> None:
+    """As runc (CVE-2019-19921): on /proc only another procfs, below /proc only the files
+    lxcfs emulates; anything else would give the container a /proc the runtime does not
+    control. The target is checked where it resolved, symlinks followed."""
+    rel = os.path.relpath(os.readlink(fd_path(target_fd)), os.readlink(fd_path(root_fd)))
+    if rel == "proc":
+        if _fstype(m.source) != "proc":
+            raise PyrtError(f"mount {m.destination}",
+                            "cannot be mounted on /proc: it is not a proc filesystem")
+    elif rel.startswith("proc/") and rel[5:] not in LXCFS_FILES:
+        raise PyrtError(f"mount {m.destination}", "cannot be mounted inside /proc")
+
+
+def _fstype(path: str) -> str:
+    """The filesystem type of the mount holding path ("" if it cannot be told)."""
+    try:
+        dev = os.stat(path).st_dev
+    except OSError:
+        return ""
+    want = f"{os.major(dev)}:{os.minor(dev)}"
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if left.split()[2] == want:
+                return right.split()[0]
+    return ""
+
+
 # ---------------------------------------------------------------- the rootfs
 
 def prepare_root(rootfs: str, propagation: str) -> None:
@@ -198,9 +262,13 @@ def mount_one(root_fd: int, m: MountPlan, in_userns: bool, cgroupns: bool = True
     is_dir = True
     if m.bind:
         is_dir = os.path.isdir(m.source)
+    if m.type in ("proc", "sysfs"):
+        _check_ordinary_dir(root_fd, m)
     target_fd = make_in_root(root_fd, m.destination, directory=is_dir)
     try:
         target = fd_path(target_fd)
+        if m.bind or m.type not in _NOT_UNDER_PROC_CHECKED:
+            _check_proc_target(root_fd, target_fd, m)
         if m.type == "cgroup":
             _mount_cgroup(root_fd, m, cgroupns)
             return
@@ -227,6 +295,10 @@ def mount_one(root_fd: int, m: MountPlan, in_userns: bool, cgroupns: bool = True
             os.close(target_fd)
             target_fd = open_in_root(root_fd, m.destination)
             target = fd_path(target_fd)
+            if m.type == "mqueue" and m.label:
+                from pyrt.linux import lsm
+
+                lsm.label_mqueue(target, m.label)
         for flag in m.propagation:
             sc.mount(None, target, None, flag)
     except OSError as e:
@@ -298,9 +370,14 @@ def _mount_cgroup(root_fd: int, m: MountPlan, cgroupns: bool) -> None:
     if cgroups.host_mode() == cgroups.UNIFIED:
         _mount_hierarchy(root_fd, m.destination, "", own.get("", "/"), m.flags, cgroupns)
         return
+    data = "mode=755"
+    if m.label:  # runc mounts this tmpfs as any other, labelled
+        from pyrt.linux import lsm
+
+        data = lsm.labelled(data, m.label)
     target_fd = open_in_root(root_fd, m.destination)
     try:
-        sc.mount("tmpfs", fd_path(target_fd), "tmpfs", flags, "mode=755")
+        sc.mount("tmpfs", fd_path(target_fd), "tmpfs", flags, data)
     finally:
         os.close(target_fd)
     for hierarchy, path in own.items():
@@ -380,17 +457,39 @@ def move_root(rootfs: str) -> None:
         raise oserror("chroot", e) from None
 
 
-def mask_path(path: str) -> None:
-    """Hide a path: /dev/null over a file, an empty read-only tmpfs over a directory."""
+def open_null() -> int:
+    """The container's /dev/null, checked to be the null device: binding it by name would
+    follow a symlink planted there (from a /dev bind mount, say) and put whatever it
+    names, /proc/sys/kernel/core_pattern for one, writable over a masked path
+    (CVE-2025-31133). Returns an O_PATH fd to bind from."""
+    try:
+        fd = os.open("/dev/null", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise oserror("maskedPaths: /dev/null", e) from None
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise PyrtError("maskedPaths", "/dev/null in the container is not the null device")
+    return fd
+
+
+def mask_path(path: str, null: int, label: str = "") -> None:
+    """Hide a path: /dev/null (`null`, from open_null) over a file, an empty read-only
+    tmpfs over a directory (with the mount label, as runc)."""
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return
     try:
         if stat.S_ISDIR(st.st_mode):
-            sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, "size=0k,mode=000")
+            data = "size=0k,mode=000"
+            if label:
+                from pyrt.linux import lsm
+
+                data = lsm.labelled(data, label)
+            sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, data)
         else:
-            sc.mount("/dev/null", path, None, sc.MS_BIND)
+            sc.mount(fd_path(null), path, None, sc.MS_BIND)
     except OSError as e:
         raise oserror(f"maskedPaths {path}", e) from None
 

@@ -124,16 +124,13 @@ def find_executable(name: str, env: dict[str, str]) -> str:
 def become(proc: Process, caps: CapPlan, rlimits: list[tuple[int, int, int]]
            ) -> tuple[str, dict[str, str]]:
     """Make the calling process the container's `proc`, short of execve: cwd, rlimits,
-    oom score, capabilities and user (in runc's order), umask, no_new_privs.
+    capabilities and user (in runc's order), umask, no_new_privs.
     Returns the executable (looked up as the user) and the environment."""
     try:
         os.chdir(proc.cwd)
     except OSError as e:
         raise oserror(f"process cwd {proc.cwd}", e) from None
     set_rlimits(rlimits)
-    if proc.oomScoreAdj is not None:
-        with open("/proc/self/oom_score_adj", "w", encoding="ascii") as f:
-            f.write(str(proc.oomScoreAdj))
     caps.drop_bounding()
     sc.prctl(sc.PR_SET_KEEPCAPS, 1)
     set_user(proc.user, setgroups=True)
@@ -146,9 +143,25 @@ def become(proc: Process, caps: CapPlan, rlimits: list[tuple[int, int, int]]
     executable = find_executable(proc.args[0], env)
     try:
         os.chdir(proc.cwd)  # again as the user, who may not reach it
+        # A cwd through one of our own fds (/proc/self/fd/N/..) can lead out of the
+        # root (CVE-2024-21626); getcwd(3) then fails: the kernel says "(unreachable)".
+        os.getcwd()
+    except FileNotFoundError:
+        raise PyrtError(f"process cwd {proc.cwd}", "outside the container's root") from None
     except OSError as e:
         raise oserror(f"process cwd {proc.cwd}", e) from None
     return executable, env
+
+
+def set_oom_score_adj(value: int | None) -> None:
+    """Through the host's /proc, before the process becomes non-dumpable (as runc)."""
+    if value is None:
+        return
+    try:
+        with open("/proc/self/oom_score_adj", "w", encoding="ascii") as f:
+            f.write(str(value))
+    except OSError as e:
+        raise oserror("oom_score_adj", e) from None
 
 
 # signals CPython ignores or handles itself: the container must get the defaults

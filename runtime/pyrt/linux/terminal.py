@@ -4,24 +4,55 @@ from __future__ import annotations
 
 import _socket
 import os
+import stat
 
 from pyrt.errors import PyrtError, oserror
 from pyrt.linux import syscalls as sc
 
 TIOCSWINSZ = 0x5414
+TIOCGPTPEER = 0x5441
+PTY_SLAVE_MAJORS = range(136, 144)  # Unix98 pty slaves
 
 
-def open_pty(size: dict[str, int] | None) -> tuple[int, str]:
-    """In the container (after pivot_root): a new pty master and its slave's path."""
+def open_pty(size: dict[str, int] | None) -> tuple[int, int, str]:
+    """In the container (after pivot_root): a new pty master, its slave already open,
+    and the slave's path.
+
+    The slave is taken from the master (TIOCGPTPEER), not opened by name: whoever
+    controls /dev (a volume bound there) could make /dev/pts/N a symlink to anything,
+    which would then be bound over /dev/console (CVE-2025-52565). Where the kernel
+    cannot, the name is opened without following a symlink and checked to be the
+    master's slave device.
+    """
     try:
         master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
         sc.ioctl_int(master, sc.TIOCSPTLCK, 0)
-        name = f"/dev/pts/{sc.ioctl_int(master, sc.TIOCGPTN)}"
+        number = sc.ioctl_int(master, sc.TIOCGPTN)
+        name = f"/dev/pts/{number}"
+        slave = _open_slave(master, name, number)
     except OSError as e:
         raise oserror("terminal", e) from None
     if size:
         set_size(master, size.get("height", 0), size.get("width", 0))
-    return master, name
+    return master, slave, name
+
+
+def _open_slave(master: int, name: str, number: int) -> int:
+    import fcntl
+
+    flags = os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        return int(fcntl.ioctl(master, TIOCGPTPEER, flags))
+    except OSError:
+        pass  # before Linux 4.13, or the master is not from a devpts next to /dev/pts
+    slave = os.open(name, flags | os.O_NOFOLLOW)
+    rdev = os.fstat(slave).st_rdev
+    major = os.major(rdev)
+    if not stat.S_ISCHR(os.fstat(slave).st_mode) or major not in PTY_SLAVE_MAJORS or \
+            (major - PTY_SLAVE_MAJORS[0]) * 256 + os.minor(rdev) != number:
+        os.close(slave)
+        raise PyrtError("terminal", f"{name} is not the slave of the pty opened")
+    return slave
 
 
 def set_size(fd: int, rows: int, cols: int) -> None:
@@ -31,18 +62,18 @@ def set_size(fd: int, rows: int, cols: int) -> None:
     fcntl.ioctl(fd, TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-def become_session_leader(slave_path: str) -> None:
-    """setsid, make the slave our controlling terminal, and put it on fds 0-2."""
+def become_session_leader(slave: int) -> None:
+    """setsid, make the slave (an fd from open_pty, closed here) our controlling
+    terminal, and put it on fds 0-2."""
     try:
         os.setsid()
-        slave = os.open(slave_path, os.O_RDWR)
         sc.ioctl_int(slave, sc.TIOCSCTTY, 0)
         for fd in (0, 1, 2):
             os.dup2(slave, fd)
         if slave > 2:
             os.close(slave)
     except OSError as e:
-        raise oserror(f"terminal {slave_path}", e) from None
+        raise oserror("terminal", e) from None
 
 
 def send_to_socket(socket_path: str, master: int, name: str) -> None:
