@@ -382,7 +382,7 @@ def cmd_exec(opts: Options) -> int:
         if not opts.process and len(opts.args) < 2:
             raise PyrtError("exec", "needs a command to run (or --process FILE)")
         return container.exec_process(
-            _root(opts), opts.args[0], lambda bundle: _exec_process_spec(opts, bundle),
+            _root(opts), opts.args[0], lambda bundle: _exec_process(opts, bundle),
             detach=opts.detach, pid_file=opts.pid_file, console_socket=opts.console_socket,
             preserve_fds=_int_flag(opts, "preserve_fds", "--preserve-fds"),
             ignore_paused=opts.ignore_paused)
@@ -391,59 +391,15 @@ def cmd_exec(opts: Options) -> int:
         return 255
 
 
-def _exec_process_spec(opts: Options, bundle: str) -> Any:
-    """The process to exec: --process FILE as is, or the container's own process with
-    the command line's changes, as runc builds it."""
-    from pyrt import config, jsonio
+def _exec_process(opts: Options, bundle: str) -> Any:
+    from pyrt import exec_process
 
     if opts.process:
-        try:
-            with open(opts.process, encoding="utf-8") as f:
-                doc = jsonio.loads(f.read())
-        except (OSError, ValueError) as e:
-            raise PyrtError(f"--process {opts.process}", str(e)) from None
-        proc = config.parse_process(doc)
-    else:
-        base = config.load(bundle).process
-        if base is None:
-            raise PyrtError(f"bundle {bundle}", "config.json has no process to start from")
-        proc = base
-        proc.args = opts.args[1:]
-        proc.terminal = opts.tty
-        env = dict(item.partition("=")[::2] for item in proc.env)
-        for item in opts.env:
-            key, _, value = item.partition("=")
-            env[key] = value
-        proc.env = [f"{k}={v}" for k, v in env.items()]
-        if opts.cwd:
-            proc.cwd = opts.cwd
-        if opts.user:
-            uid, _, gid = opts.user.partition(":")
-            try:
-                proc.user.uid = int(uid)
-                proc.user.gid = int(gid) if gid else 0
-            except ValueError:
-                raise PyrtError(f"--user {opts.user}", "must be UID[:GID]") from None
-            proc.user.additionalGids = []
-        for gid_text in opts.additional_gids:
-            try:
-                proc.user.additionalGids.append(int(gid_text))
-            except ValueError:
-                raise PyrtError(f"--additional-gids {gid_text}", "not a number") from None
-        if opts.no_new_privs:
-            proc.noNewPrivileges = True
-        if opts.apparmor:  # as runc: an empty flag keeps the container's
-            proc.apparmorProfile = opts.apparmor
-        if opts.process_label:
-            proc.selinuxLabel = opts.process_label
-        if opts.cap:
-            caps = proc.capabilities or config.Capabilities()
-            for name in config.CAP_SETS:
-                getattr(caps, name).extend(c for c in opts.cap if c not in getattr(caps, name))
-            proc.capabilities = caps
-    for problem in config.process_problems(proc, "" if opts.process else "/process"):
-        raise problem
-    return proc
+        return exec_process.from_file(opts.process)
+    return exec_process.from_flags(
+        bundle, args=opts.args[1:], tty=opts.tty, env=opts.env, cwd=opts.cwd, user=opts.user,
+        additional_gids=opts.additional_gids, no_new_privs=opts.no_new_privs,
+        apparmor=opts.apparmor, process_label=opts.process_label, caps=opts.cap)
 
 
 _CREATE_FLAGS = [
