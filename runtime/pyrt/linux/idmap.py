@@ -16,6 +16,7 @@ import os
 
 from pyrt.errors import ConfigError, PyrtError
 from pyrt.linux import syscalls as sc
+from pyrt.linux import userns
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -52,23 +53,13 @@ def userns_with(maps: Maps) -> int:
         if os.read(ready_r, 1) != b"1":
             raise PyrtError("id-mapped mount", "could not make a user namespace for the mapping")
         for name, lines in (("uid_map", maps[0]), ("gid_map", maps[1])):
-            _write_map(pid, name, "".join(f"{c} {h} {n}\n" for c, h, n in lines))
+            userns.write_proc(pid, name, "".join(f"{c} {h} {n}\n" for c, h, n in lines),
+                              "id-mapped mount")
         return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(ready_r)
         os.close(done_w)
         os.waitpid(pid, 0)
-
-
-def _write_map(pid: int, name: str, text: str) -> None:
-    try:
-        fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, text.encode())
-        finally:
-            os.close(fd)
-    except OSError as e:
-        raise PyrtError(f"id-mapped mount {name}", f"{text.strip()!r}: {e.strerror}") from None
 
 
 def clone_tree(source: str, destination: str, userns_fd: int, rbind: bool,

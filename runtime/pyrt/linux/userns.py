@@ -31,8 +31,8 @@ def write_id_maps(pid: int, linux: Linux) -> None:
         lines = [(m.containerID, m.hostID, m.size) for m in maps]
         if os.geteuid() == 0 or only_own_id(lines, own):
             if name == "gid" and os.geteuid() != 0:
-                _write_proc(pid, "setgroups", "deny")
-            _write_proc(pid, f"{name}_map", "".join(f"{c} {h} {n}\n" for c, h, n in lines))
+                write_proc(pid, "setgroups", "deny")
+            write_proc(pid, f"{name}_map", "".join(f"{c} {h} {n}\n" for c, h, n in lines))
         else:
             _run_map_tool(f"new{name}map", pid, lines)
 
@@ -55,8 +55,8 @@ def map_tool(name: str) -> str:
                     "more than the caller's own id needs it (the uidmap package)")
 
 
-def _write_proc(pid: int, name: str, text: str) -> None:
-    """One write(2): the kernel takes a map only whole, in a single write."""
+def write_proc(pid: int, name: str, text: str, what: str = "user namespace") -> None:
+    """One write(2) to /proc/<pid>/<name>: the kernel takes a map only whole, at once."""
     try:
         fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
         try:
@@ -64,7 +64,7 @@ def _write_proc(pid: int, name: str, text: str) -> None:
         finally:
             os.close(fd)
     except OSError as e:
-        raise oserror(f"user namespace {name}", e) from None
+        raise oserror(f"{what} {name}", e) from None
 
 
 def _run_map_tool(tool: str, pid: int, lines: list[tuple[int, int, int]]) -> None:
