@@ -9,8 +9,9 @@ become non-dumpable (until execve: CVE-2019-5736); join namespaces given by path
 first); make a user namespace and wait for its id maps (and make the time namespace
 then, while our /proc entries are still ours); make the other namespaces (a new pid
 namespace inside a user namespace needs one more fork); set up the rootfs and /dev;
-pivot_root; once the parent has put us in our cgroup, make the cgroup namespace; read-only
-and masked paths; rlimits; user and capabilities; no_new_privs; the seccomp filter
+pivot_root; read-only and masked paths; ask to join the memory cgroup (the parent put us
+in the others right after the fork) and make the cgroup namespace there (earlier if a
+cgroup mount or hooks need it); rlimits; user and capabilities; no_new_privs; the seccomp filter
 (before the user and capabilities change when there is no no_new_privs: see
 linux/seccomp.py); say "ready"; block opening the exec fifo until `start`; execve.
 """
