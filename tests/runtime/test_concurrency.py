@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -128,6 +129,9 @@ def test_racing_start_delete_kill_state(rt, make_bundle, round_):
         if c[0] == "state" and r.returncode == 0:
             json.loads(r.stdout)
         if c[0] == "list":
+            if r.returncode != 0 and os.path.basename(rt.binary) != "pyrt" \
+                    and "no such file or directory" in r.stderr:
+                continue  # runc 1.1.5's list races with a concurrent delete; pyrt's must not
             assert r.returncode == 0, describe(r)
             json.loads(r.stdout)
         if r.returncode != 0:
