@@ -358,11 +358,15 @@ def test_events_refused(rt, make_bundle):
 
 # ----------------------------------------------------------------- ps, kill --all
 
+# each subshell says it is ready once its trap is set (a TERM before that would kill it
+# without a word)
 THREE_TRAPPERS = (
     "trap 'echo init >> /tmp/log' TERM; "
-    "(trap 'echo c1 >> /tmp/log; exit' TERM; while :; do sleep 0.1; done) & "
-    "(trap 'echo c2 >> /tmp/log; exit' TERM; while :; do sleep 0.1; done) & "
-    "echo ready > /tmp/ready; while :; do sleep 0.1; done")
+    "(trap 'echo c1 >> /tmp/log; exit' TERM; echo c1 >> /tmp/ready; "
+    "while :; do sleep 0.1; done) & "
+    "(trap 'echo c2 >> /tmp/log; exit' TERM; echo c2 >> /tmp/ready; "
+    "while :; do sleep 0.1; done) & "
+    "while :; do sleep 0.1; done")
 
 
 def test_ps_lists_every_process_in_the_cgroup(rt, make_bundle):
@@ -381,7 +385,8 @@ def test_ps_lists_every_process_in_the_cgroup(rt, make_bundle):
 def test_kill_all_signals_every_process(rt, make_bundle):
     b = make_bundle(("sh", "-c", THREE_TRAPPERS))
     pid = rt.create_started(b)["pid"]
-    h.wait_for(lambda: h.read(f"/proc/{pid}/root/tmp/ready"), 10, "the subshells")
+    h.wait_for(lambda: sorted(h.read(f"/proc/{pid}/root/tmp/ready").split()) == ["c1", "c2"],
+               10, "both subshells' traps")
     assert_ok(rt.kill(b.id, "TERM", "--all"))
     h.wait_for(lambda: sorted(h.read(f"/proc/{pid}/root/tmp/log").split())
                == ["c1", "c2", "init"], 10, "TERM in the init and both subshells")
