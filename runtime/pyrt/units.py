@@ -27,6 +27,8 @@ def duration_seconds(text: str, what: str) -> float:
     """`5s`, `100ms`, `1m30s`, `1.5h`... in seconds; `0` alone is allowed, as in Go."""
     if text == "0":
         return 0.0
+    if not text:
+        raise PyrtError(what, "invalid duration ''")
     pos, total = 0, 0.0
     while pos < len(text):
         match = _DURATION.match(text, pos)
@@ -34,6 +36,4 @@ def duration_seconds(text: str, what: str) -> float:
             raise PyrtError(what, f"invalid duration {text!r}")
         total += float(match.group(1)) * _SECONDS[match.group(2)]
         pos = match.end()
-    if not text:
-        raise PyrtError(what, "invalid duration ''")
     return total

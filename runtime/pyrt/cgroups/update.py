@@ -8,6 +8,8 @@ error rather than silently ignored.
 
 from __future__ import annotations
 
+import copy
+
 from pyrt.errors import ConfigError
 
 TYPE_CHECKING = False
@@ -21,7 +23,7 @@ DEVICE_LISTS = ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice
 
 def merge(current: dict[str, Any], changes: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The merged resources, and the sections whose files must be written again."""
-    merged = {key: _copy(value) for key, value in current.items()}
+    merged = copy.deepcopy(current)
     touched = []
     for key, value in changes.items():
         if value is None or value == {} or value == []:
@@ -58,10 +60,3 @@ def _upsert(entries: list[dict[str, Any]], updates: list[dict[str, Any]]) -> lis
             result.append(dict(update))
     return result
 
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value

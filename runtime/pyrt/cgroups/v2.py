@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from pyrt.cgroups.device_rules import DeviceRule
+
 ROOT = "/sys/fs/cgroup"
 MAX = "max"
 
@@ -227,25 +229,28 @@ class CgroupV2(Cgroup):
     def check(self, resources: dict[str, Any]) -> None:
         if os.path.exists(self.freezer_file()) and read(self.freezer_file()).strip() == "1":
             raise PyrtError(f"cgroup {self.path}", "is frozen")
-        self._check_resources(resources)
+        self._planned(resources)
 
-    def _check_resources(self, resources: dict[str, Any]) -> None:
+    def _planned(self, resources: dict[str, Any]) -> tuple[list[Setting], list[DeviceRule] | None]:
+        """The file writes and the device rules, refusing a controller the host lacks."""
         available = available_controllers(ROOT) | {"cgroup"}
-        for setting in settings(resources):
+        writes = settings(resources)
+        for setting in writes:
             if setting.controller not in available:
                 raise ConfigError(setting.pointer,
                                   f"the host has no {setting.controller} cgroup controller")
+        rules = None
         if resources.get("devices") is not None:
-            device_rules.parse(resources["devices"], "/linux/resources/devices")
+            rules = device_rules.parse(resources["devices"], "/linux/resources/devices")
+        return writes, rules
 
     def apply(self, resources: dict[str, Any]) -> None:
-        self._check_resources(resources)
-        write_settings([(self.path, setting) for setting in settings(resources)])
-        if resources.get("devices") is not None:
+        writes, rules = self._planned(resources)
+        write_settings([(self.path, setting) for setting in writes])
+        if rules is not None:
             from pyrt.cgroups import devices_bpf
 
-            devices_bpf.install(self.path, device_rules.parse(resources["devices"],
-                                                               "/linux/resources/devices"))
+            devices_bpf.install(self.path, rules)
 
     def memory_usage(self) -> int:
         return read_int(f"{self.path}/memory.current")
