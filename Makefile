@@ -1,5 +1,7 @@
 # pyrt: everything runs as root on Debian 12.
-PYTHON ?= python3
+# Debian's own interpreter: libpython is linked in and _socket, select, fcntl are built in,
+# so each pyrt call starts ~2 ms sooner than on a shared-libpython build (bench/results.md)
+PYTHON ?= /usr/bin/python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PYRT   := $(VENV)/bin/pyrt

@@ -8,7 +8,6 @@ import select
 
 from pyrt import cgroups, state
 from pyrt.errors import NotExist, PyrtError, oserror
-from pyrt.linux import signals
 from pyrt.state import CREATED, PAUSED, RUNNING, STOPPED, Container, State
 
 TYPE_CHECKING = False
@@ -34,23 +33,29 @@ def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
     made only where the user may (see cgroups/rootless.py).
     """
     from pyrt import config as config_mod
-    from pyrt.init import Plan
 
     bundle = os.path.abspath(bundle)
     if not os.path.isdir(bundle):
         raise PyrtError(f"bundle {bundle}", "not a directory")
     pid_file = os.path.abspath(pid_file) if pid_file else ""
     config = config_mod.load(bundle)
-    plan = Plan(config, bundle, container_id, console_socket=console_socket, no_pivot=no_pivot,
-                no_new_keyring=no_new_keyring, preserve_fds=preserve_fds, detach=detach)
     cgroup = cgroups.open_cgroup(config.linux.cgroupsPath, container_id)
     cgroup.check(config.linux.resources)
-    plan.open_namespaces()
     ctr = Container.create(root, container_id)
+    plan: Plan | None = None
     pid = 0
     try:
+        # The cgroup comes first: its first cgroup.procs write waits ~10 ms for the
+        # kernel (CgroupV1.prepare_add), and that wait passes while the rest is checked.
+        # A config the Plan refuses is then undone below, as any failure is.
         cgroup = _make_cgroup(cgroup, config.linux.resources, rootless_cgroups,
                               bool(config.linux.cgroupsPath))
+        from pyrt.init import Plan
+
+        plan = Plan(config, bundle, container_id, console_socket=console_socket,
+                    no_pivot=no_pivot, no_new_keyring=no_new_keyring,
+                    preserve_fds=preserve_fds, detach=detach)
+        plan.open_namespaces()
         os.mkfifo(ctr.fifo_path, 0o622)
         os.chmod(ctr.fifo_path, 0o622)
         plan.fifo_fd = os.open(ctr.fifo_path, os.O_PATH | os.O_CLOEXEC)
@@ -75,13 +80,14 @@ def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
         _quiet(cgroup.destroy)
         _quiet(ctr.remove)
         ctr.close()
-        if config.hooks.get("poststop"):  # as runc: a failed create is destroyed
-            _poststop(config.hooks, plan.spec_state(STOPPED, pid))
+        if plan is not None and config.hooks.get("poststop"):  # as runc: a failed create
+            _poststop(config.hooks, plan.spec_state(STOPPED, pid))  # is destroyed
         raise
     finally:
-        plan.close()
-        if plan.fifo_fd >= 0:
-            os.close(plan.fifo_fd)
+        if plan is not None:
+            plan.close()
+            if plan.fifo_fd >= 0:
+                os.close(plan.fifo_fd)
     return ctr, master
 
 
@@ -91,6 +97,7 @@ def _make_cgroup(cgroup: Cgroup, resources: dict[str, Any], rootless: bool,
     may, and device rules are tried but not required (as runc)."""
     if not rootless:
         cgroup.create()
+        cgroup.prepare_add()
         cgroup.apply(resources)
         return cgroup
     from pyrt.cgroups import rootless as rootless_cgroups
@@ -451,11 +458,6 @@ def exec_process(root: str, container_id: str, make_process: Any, *, detach: boo
     `make_process(bundle)` returns the config.Process to run. Not detached: wait for it
     and return its exit code (128+signal when killed); detached: return 0 once it runs.
     """
-    from pyrt import exec_init
-    from pyrt.linux import syscalls as sc
-    from pyrt.linux import terminal
-    from pyrt.linux.sync import Channel
-
     pid_file = os.path.abspath(pid_file) if pid_file else ""
     with Container.open(root, container_id, shared=True) as ctr:
         st = ctr.require_state()
@@ -464,10 +466,16 @@ def exec_process(root: str, container_id: str, make_process: Any, *, detach: boo
             hint = " (see --ignore-paused)" if status == PAUSED else ""
             raise PyrtError(f"container {container_id}",
                             f"cannot exec in a {status} container{hint}")
+        cgroup = cgroups.from_paths(st.cgroup_paths)
+        cgroup.prepare_add()  # as early as we can: its wait passes during what follows
+        from pyrt import exec_init
+        from pyrt.linux import syscalls as sc
+        from pyrt.linux import terminal
+        from pyrt.linux.sync import Channel
+
         proc = make_process(st.bundle)
         terminal.check(proc.terminal, console_socket, detach)
         ns_fds = _init_namespaces(st.pid)
-        cgroup = cgroups.from_paths(st.cgroup_paths)
         if state.process_start_time(st.pid) != st.start_time:  # died while we opened them
             for fd in ns_fds.values():
                 os.close(fd)
@@ -564,6 +572,8 @@ _NOT_FORWARDED = {"SIGCHLD", "SIGURG", "SIGWINCH", "SIGKILL", "SIGSTOP"}
 
 
 def _wait_foreground(pid: int, master: int | None) -> int:
+    from pyrt.linux import signals
+
     def forward(sig: int, _frame: object) -> None:
         _quiet(lambda: os.kill(pid, sig))
 

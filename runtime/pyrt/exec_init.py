@@ -13,7 +13,7 @@ from __future__ import annotations
 import _signal
 import os
 
-from pyrt.linux import namespaces, process, terminal
+from pyrt.linux import caps, namespaces, process, terminal
 from pyrt.linux import syscalls as sc
 
 TYPE_CHECKING = False
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
     from pyrt.config import Process
-    from pyrt.linux.caps import CapPlan
     from pyrt.linux.seccomp import Program
     from pyrt.linux.sync import Channel
 
@@ -32,8 +31,6 @@ class ExecPlan:
     def __init__(self, proc: Process, ns_fds: dict[str, int], preserve_fds: int,
                  seccomp_doc: dict[str, Any] | None = None) -> None:
         """`seccomp_doc`: the container's filter as create saved it in its state."""
-        from pyrt.linux.caps import CapPlan
-
         self.process = proc
         self.seccomp: Program | None = None
         if seccomp_doc:
@@ -42,7 +39,7 @@ class ExecPlan:
             self.seccomp = Program.from_json(seccomp_doc)
         self.ns_fds = ns_fds
         self.preserve_fds = preserve_fds
-        self.caps: CapPlan = CapPlan(proc.capabilities)
+        self.caps = caps.CapPlan(proc.capabilities)
         self.rlimits = process.check_rlimits(proc)
         self.lsm = bool(proc.apparmorProfile or proc.selinuxLabel)
         if self.lsm:
@@ -67,6 +64,7 @@ def child(plan: ExecPlan, ch: Channel) -> NoReturn:
         # the host's procfs, for our LSM attrs: the container's /proc could be a decoy
         host_proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) \
             if plan.lsm else -1
+        caps.preload()  # while the host's filesystem is still ours to import from
         namespaces.join(plan.ns_fds)
         pid = os.fork()
         if pid:

@@ -134,6 +134,7 @@ def child(plan: Plan, ch: Channel) -> NoReturn:
                                   *range(3 + plan.preserve_fds)})
         process.default_signals()
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
+        caps.preload()
         # before any setuid makes us non-dumpable (and /proc/self/pagemap unreadable)
         memory.unshare_pages()
         _namespaces(plan, ch)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 
-from pyrt.cgroups.base import Cgroup
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrt.cgroups.base import Cgroup
 
 ROOT = "/sys/fs/cgroup"
 UNIFIED, HYBRID, LEGACY = "unified", "hybrid", "legacy"

@@ -155,6 +155,10 @@ class Cgroup:
         """Bytes the cgroup uses now (for memory.checkBeforeUpdate)."""
         raise NotImplementedError
 
+    def prepare_add(self) -> None:
+        """After create(): start now, in the background, what makes the first add() slow
+        (a driver may do nothing). add() waits for it to finish."""
+
     def add(self, pid: int, memory: bool) -> None:
         """Move a process into the cgroup: every hierarchy but memory, or memory (where
         the pages it touches from then on are charged)."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import _prctl
-
 from pyrt.config import CAP_SETS, CAPABILITIES
 from pyrt.linux import syscalls as sc
 
@@ -19,6 +17,12 @@ SETS = CAP_SETS
 def last_cap() -> int:
     with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as f:
         return int(f.read())
+
+
+def preload() -> None:
+    """Load python-prctl (and libcap) in the init, before it joins the memory cgroup, so
+    the container is not charged for it; `pyrt create` itself never needs it."""
+    import _prctl  # noqa: F401
 
 
 class CapPlan:
@@ -39,6 +43,8 @@ class CapPlan:
         """Drop the bounding set first, while we still hold CAP_SETPCAP."""
         if not self.present:
             return
+        import _prctl
+
         keep = set(self.sets["bounding"])
         for cap in self.all:
             if cap not in keep:
@@ -48,6 +54,8 @@ class CapPlan:
         """Set effective, permitted and inheritable exactly, then raise the ambient set."""
         if not self.present:
             return
+        import _prctl
+
         eff, perm, inh = (set(self.sets[n]) for n in ("effective", "permitted", "inheritable"))
         _prctl.set_caps(
             sorted(eff), sorted(perm), sorted(inh),
