@@ -26,6 +26,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tempfile
+import time
 
 import cghelpers as cg
 import rthelpers as h
@@ -390,3 +392,39 @@ def test_kill_all_signals_every_process(rt, make_bundle):
     assert_ok(rt.kill(b.id, "TERM", "--all"))
     h.wait_for(lambda: sorted(h.read(f"/proc/{pid}/root/tmp/log").split())
                == ["c1", "c2", "init"], 10, "TERM in the init and both subshells")
+
+
+# ----------------------------------------------------------------- the runtime's own tasks
+
+
+def _tasks_by_process(cgroup_path: str) -> dict[int, set[str]]:
+    """Thread-group id -> the cgroup directories (any hierarchy) one of its threads is in."""
+    found: dict[int, set[str]] = {}
+    for d in h.cgroup_dirs(cgroup_path):
+        name = "tasks" if os.path.exists(f"{d}/tasks") else "cgroup.threads"
+        for tid in h.read(f"{d}/{name}").split():
+            status = h.read(f"/proc/{tid}/status") if os.path.exists(f"/proc/{tid}") else ""
+            tgid = next((int(line.split()[1]) for line in status.splitlines()
+                         if line.startswith("Tgid:")), int(tid))
+            found.setdefault(tgid, set()).add(d)
+    return found
+
+
+def test_runtime_tasks_do_not_stay_in_the_container_cgroup(rt, make_bundle):
+    """pyrt passes a helper thread through the container's cgroup to get the kernel's
+    first-migration wait going early (cgroups/v1.py, prepare_add): a foreground `run` and
+    a foreground `exec` that outlive their start must leave no task there."""
+    b = make_bundle(("sleep", "100"))
+    with tempfile.TemporaryFile() as out:
+        runner = rt.popen("run", "--bundle", str(b.path), b.id, stdout=out, stderr=out)
+        h.wait_for(lambda: rt("state", b.id).returncode == 0
+                   and rt.state(b.id)["status"] == "running", 10, "container running")
+        execer = rt.popen("exec", b.id, "sleep", "100", stdout=out, stderr=out)
+        h.wait_for(lambda: len(h.cgroup_procs(b.cgroup_path)) == 2, 10, "the exec'd sleep")
+        time.sleep(0.2)  # a helper that lingered would still be there
+        found = _tasks_by_process(b.cgroup_path)
+        assert len(found) == 2, found
+        assert not found.keys() & {runner.pid, execer.pid}, (found, runner.pid, execer.pid)
+        assert_ok(rt.kill(b.id, "KILL"))
+        runner.wait(timeout=10)
+        execer.wait(timeout=10)

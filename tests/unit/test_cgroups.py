@@ -353,6 +353,35 @@ def test_create_copies_cpuset_down(tree: FakeTree, monkeypatch: pytest.MonkeyPat
     ]
 
 
+def test_prepare_add_moves_a_helper_thread_first(tree: FakeTree) -> None:
+    """The thread that pays the kernel's grace period moves itself (its tid, not our
+    pid) into a hierarchy whose controllers do nothing to it, and add() waits for it."""
+    for path in tree.dirs.values():
+        Path(path, "tasks").write_text("")
+    d = driver(tree)
+    d.prepare_add()
+    d.add(4321, memory=False)
+    first, *rest = tree.writes
+    assert first[0] == "cpu,cpuacct/c1/tasks"
+    assert int(first[1]) != os.getpid()
+    assert all(not name.endswith("/tasks") for name, _ in rest)
+    assert ("pids/c1/cgroup.procs", "4321") in rest
+
+
+def test_prepare_add_without_a_plain_hierarchy_does_nothing(tree: FakeTree) -> None:
+    d = driver(tree, "memory", "pids", "freezer", "cpuset", "devices")
+    d.prepare_add()
+    d.add(4321, memory=False)
+    assert all(name.endswith("/cgroup.procs") for name, _ in tree.writes)
+
+
+def test_prepare_add_failure_only_costs_the_speed_up(tree: FakeTree) -> None:
+    d = driver(tree)  # no tasks files: the helper's write fails, quietly
+    d.prepare_add()
+    d.add(4321, memory=False)
+    assert ("pids/c1/cgroup.procs", "4321") in tree.writes
+
+
 def test_add_and_pids(tree: FakeTree) -> None:
     d = driver(tree, "memory", "pids")
     d.add(4321, memory=False)
