@@ -33,29 +33,24 @@ def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
     made only where the user may (see cgroups/rootless.py).
     """
     from pyrt import config as config_mod
+    from pyrt.init import Plan
 
     bundle = os.path.abspath(bundle)
     if not os.path.isdir(bundle):
         raise PyrtError(f"bundle {bundle}", "not a directory")
     pid_file = os.path.abspath(pid_file) if pid_file else ""
     config = config_mod.load(bundle)
+    plan = Plan(config, bundle, container_id, console_socket=console_socket, no_pivot=no_pivot,
+                no_new_keyring=no_new_keyring, preserve_fds=preserve_fds, detach=detach)
     cgroup = cgroups.open_cgroup(config.linux.cgroupsPath, container_id)
     cgroup.check(config.linux.resources)
+    plan.open_namespaces()
     ctr = Container.create(root, container_id)
-    plan: Plan | None = None
     pid = 0
     try:
-        # The cgroup comes first: its first cgroup.procs write waits ~10 ms for the
-        # kernel (CgroupV1.prepare_add), and that wait passes while the rest is checked.
-        # A config the Plan refuses is then undone below, as any failure is.
         cgroup = _make_cgroup(cgroup, config.linux.resources, rootless_cgroups,
                               bool(config.linux.cgroupsPath))
-        from pyrt.init import Plan
-
-        plan = Plan(config, bundle, container_id, console_socket=console_socket,
-                    no_pivot=no_pivot, no_new_keyring=no_new_keyring,
-                    preserve_fds=preserve_fds, detach=detach)
-        plan.open_namespaces()
+        plan.cgroup_join = cgroup.open_self_join()
         os.mkfifo(ctr.fifo_path, 0o622)
         os.chmod(ctr.fifo_path, 0o622)
         plan.fifo_fd = os.open(ctr.fifo_path, os.O_PATH | os.O_CLOEXEC)
@@ -80,14 +75,13 @@ def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
         _quiet(cgroup.destroy)
         _quiet(ctr.remove)
         ctr.close()
-        if plan is not None and config.hooks.get("poststop"):  # as runc: a failed create
-            _poststop(config.hooks, plan.spec_state(STOPPED, pid))  # is destroyed
+        if config.hooks.get("poststop"):  # as runc: a failed create is destroyed
+            _poststop(config.hooks, plan.spec_state(STOPPED, pid))
         raise
     finally:
-        if plan is not None:
-            plan.close()
-            if plan.fifo_fd >= 0:
-                os.close(plan.fifo_fd)
+        plan.close()
+        if plan.fifo_fd >= 0:
+            os.close(plan.fifo_fd)
     return ctr, master
 
 
@@ -97,7 +91,6 @@ def _make_cgroup(cgroup: Cgroup, resources: dict[str, Any], rootless: bool,
     may, and device rules are tried but not required (as runc)."""
     if not rootless:
         cgroup.create()
-        cgroup.prepare_add()
         cgroup.apply(resources)
         return cgroup
     from pyrt.cgroups import rootless as rootless_cgroups
@@ -143,9 +136,11 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
             grandchild = parent_ch.recv("pid")["pid"]
             os.waitpid(pid, 0)
             pid = grandchild
-        # The first cgroup.procs write waits for an RCU grace period (~15 ms here): pay it
-        # while the init sets up its rootfs, but join the memory cgroup only when it asks.
-        cgroup.add(pid, memory=False)
+        # The init moves itself where it can (cgroups/base.py, SelfJoin). Where we must
+        # (cgroup v2), the first cgroup.procs write waits for an RCU grace period: we pay
+        # it while the init sets up its rootfs, and join memory only when it asks.
+        self_joined = plan.cgroup_join is not None
+        cgroup.add(pid, memory=False, self_joined=self_joined)
         joined = False
         while True:
             msg = parent_ch.recv(("join", "hooks", "console", "seccomp", "ready"))
@@ -153,7 +148,7 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
                 break
             if msg["type"] == "join" and not joined:
                 joined = True
-                cgroup.add(pid, memory=True)
+                cgroup.add(pid, memory=True, self_joined=self_joined)
                 parent_ch.send("go")
                 continue
             if msg["type"] == "seccomp":
@@ -466,8 +461,6 @@ def exec_process(root: str, container_id: str, make_process: Any, *, detach: boo
             hint = " (see --ignore-paused)" if status == PAUSED else ""
             raise PyrtError(f"container {container_id}",
                             f"cannot exec in a {status} container{hint}")
-        cgroup = cgroups.from_paths(st.cgroup_paths)
-        cgroup.prepare_add()  # as early as we can: its wait passes during what follows
         from pyrt import exec_init
         from pyrt.linux import syscalls as sc
         from pyrt.linux import terminal
@@ -476,12 +469,15 @@ def exec_process(root: str, container_id: str, make_process: Any, *, detach: boo
         proc = make_process(st.bundle)
         terminal.check(proc.terminal, console_socket, detach)
         ns_fds = _init_namespaces(st.pid)
+        cgroup = cgroups.from_paths(st.cgroup_paths)
         if state.process_start_time(st.pid) != st.start_time:  # died while we opened them
             for fd in ns_fds.values():
                 os.close(fd)
             raise PyrtError(f"container {container_id}", "cannot exec in a stopped container")
+    cgroup_join = None
     try:
         plan = exec_init.ExecPlan(proc, ns_fds, preserve_fds, st.seccomp)
+        plan.cgroup_join = cgroup_join = cgroup.open_self_join()
         if not detach:
             sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # the process is our grandchild
         parent_ch, child_ch = Channel.pair()
@@ -492,14 +488,16 @@ def exec_process(root: str, container_id: str, make_process: Any, *, detach: boo
     finally:
         for fd in ns_fds.values():
             os.close(fd)
+        if cgroup_join is not None:
+            cgroup_join.close()
     child_ch.close()
     pid = 0
     master = None
     try:
         pid = parent_ch.recv("pid")["pid"]
         os.waitpid(first, 0)
-        cgroup.add(pid, memory=False)
-        cgroup.add(pid, memory=True)
+        cgroup.add(pid, memory=False, self_joined=cgroup_join is not None)
+        cgroup.add(pid, memory=True, self_joined=cgroup_join is not None)
         parent_ch.send("go")
         if proc.terminal:
             master = _take_console(parent_ch.recv("console"), console_socket)

@@ -20,6 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
+    from pyrt.cgroups.base import SelfJoin
     from pyrt.config import Process
     from pyrt.linux.seccomp import Program
     from pyrt.linux.sync import Channel
@@ -39,6 +40,7 @@ class ExecPlan:
             self.seccomp = Program.from_json(seccomp_doc)
         self.ns_fds = ns_fds
         self.preserve_fds = preserve_fds
+        self.cgroup_join: SelfJoin | None = None  # set by the caller, before the fork
         self.caps = caps.CapPlan(proc.capabilities)
         self.rlimits = process.check_rlimits(proc)
         self.lsm = bool(proc.apparmorProfile or proc.selinuxLabel)
@@ -51,7 +53,8 @@ class ExecPlan:
 def child(plan: ExecPlan, ch: Channel) -> NoReturn:
     """Entry point of the forked child; never returns."""
     try:
-        process.close_fds_except({ch.fileno(), *plan.ns_fds.values(),
+        joins = plan.cgroup_join.fds() if plan.cgroup_join else set()
+        process.close_fds_except({ch.fileno(), *plan.ns_fds.values(), *joins,
                                   *range(3 + plan.preserve_fds)})
         process.default_signals()
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
@@ -92,6 +95,9 @@ def _apply_lsm(proc: Process, host_proc: int) -> None:
 
 def _become(plan: ExecPlan, ch: Channel) -> NoReturn:
     proc = plan.process
+    if plan.cgroup_join is not None:  # in the pid namespace: move ourselves in
+        plan.cgroup_join.enter(memory=False)
+        plan.cgroup_join.enter(memory=True)
     ch.recv("go")  # we are in the container's cgroup
     if proc.terminal:
         master, slave, name = terminal.open_pty(proc.consoleSize)

@@ -31,6 +31,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
+    from pyrt.cgroups.base import SelfJoin
     from pyrt.config import Config
     from pyrt.linux.seccomp import Program
     from pyrt.linux.sync import Channel
@@ -94,6 +95,7 @@ class Plan:
             self.seccomp = seccomp.build(linux.seccomp)
         self.ns_fds: dict[str, int] = {}
         self.fifo_fd = -1
+        self.cgroup_join: SelfJoin | None = None  # set by the caller, before the fork
         self.in_cgroup = False
 
     def spec_state(self, status: str, pid: int) -> dict[str, object]:
@@ -115,6 +117,8 @@ class Plan:
                 raise
 
     def close(self) -> None:
+        if self.cgroup_join is not None:
+            self.cgroup_join.close()
         for fd in self.ns_fds.values():
             os.close(fd)
         self.ns_fds.clear()
@@ -129,11 +133,14 @@ def child(plan: Plan, ch: Channel) -> NoReturn:
     try:
         # the parent's fds (its container lock above all) go; stdio, the preserved fds,
         # and what the plan needs stay
-        process.close_fds_except({ch.fileno(), plan.fifo_fd, *plan.ns_fds.values(),
+        joins = plan.cgroup_join.fds() if plan.cgroup_join else set()
+        process.close_fds_except({ch.fileno(), plan.fifo_fd, *plan.ns_fds.values(), *joins,
                                   *(m.tree_fd for m in plan.mounts if m.tree_fd >= 0),
                                   *range(3 + plan.preserve_fds)})
         process.default_signals()
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
+        if plan.cgroup_join is not None:  # every hierarchy but memory, now
+            plan.cgroup_join.enter(memory=False)
         caps.preload()
         # before any setuid makes us non-dumpable (and /proc/self/pagemap unreadable)
         memory.unshare_pages()
@@ -217,7 +224,9 @@ def _enter_cgroup(plan: Plan, ch: Channel) -> None:
     """
     if plan.in_cgroup:
         return
-    ch.send("join")
+    if plan.cgroup_join is not None:
+        plan.cgroup_join.enter(memory=True)
+    ch.send("join")  # the parent adds us where we could not move ourselves
     ch.recv("go")
     if plan.new_flags & sc.CLONE_NEWCGROUP:
         sc.unshare(sc.CLONE_NEWCGROUP)

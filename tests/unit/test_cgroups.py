@@ -353,33 +353,42 @@ def test_create_copies_cpuset_down(tree: FakeTree, monkeypatch: pytest.MonkeyPat
     ]
 
 
-def test_prepare_add_moves_a_helper_thread_first(tree: FakeTree) -> None:
-    """The thread that pays the kernel's grace period moves itself (its tid, not our
-    pid) into a hierarchy whose controllers do nothing to it, and add() waits for it."""
+def test_self_join_writes_zero_to_each_v1_tasks_file(tree: FakeTree) -> None:
+    """A process moves itself in: "0" into each hierarchy's tasks file, memory apart;
+    add(..., self_joined=True) leaves those hierarchies alone."""
     for path in tree.dirs.values():
         Path(path, "tasks").write_text("")
-    d = driver(tree)
-    d.prepare_add()
-    d.add(4321, memory=False)
-    first, *rest = tree.writes
-    assert first[0] == "cpu,cpuacct/c1/tasks"
-    assert int(first[1]) != os.getpid()
-    assert all(not name.endswith("/tasks") for name, _ in rest)
-    assert ("pids/c1/cgroup.procs", "4321") in rest
+    join = driver(tree).open_self_join()
+    assert len(join.fds()) == len(tree.dirs)
+    join.enter(memory=False)
+    written = {h: Path(p, "tasks").read_text() for h, p in tree.dirs.items()}
+    assert written == {h: ("" if h == "memory" else "0") for h in tree.dirs}
+    join.enter(memory=True)
+    assert Path(tree.dirs["memory"], "tasks").read_text() == "0"
+    assert join.fds() == set()  # each fd is closed once written
+    driver(tree).add(4321, memory=False, self_joined=True)
+    assert tree.writes == []
 
 
-def test_prepare_add_without_a_plain_hierarchy_does_nothing(tree: FakeTree) -> None:
-    d = driver(tree, "memory", "pids", "freezer", "cpuset", "devices")
-    d.prepare_add()
-    d.add(4321, memory=False)
-    assert all(name.endswith("/cgroup.procs") for name, _ in tree.writes)
+def test_self_join_leaves_a_hybrid_hosts_cgroup2_to_add(tree: FakeTree,
+                                                       tmp_path: Path) -> None:
+    unified = tmp_path / "unified-c1"
+    unified.mkdir()
+    (unified / "cgroup.procs").write_text("")
+    (Path(tree.dirs["pids"]) / "tasks").write_text("")
+    d = v1.CgroupV1({"pids": tree.dirs["pids"], "": str(unified)})
+    join = d.open_self_join()
+    assert len(join.fds()) == 1
+    join.close()
+    d.add(4321, memory=False, self_joined=True)
+    assert [w for w in tree.writes if w[1] == "4321"] == [
+        (os.path.relpath(unified / "cgroup.procs", tree.top), "4321")]
 
 
-def test_prepare_add_failure_only_costs_the_speed_up(tree: FakeTree) -> None:
-    d = driver(tree)  # no tasks files: the helper's write fails, quietly
-    d.prepare_add()
-    d.add(4321, memory=False)
-    assert ("pids/c1/cgroup.procs", "4321") in tree.writes
+def test_self_join_open_failure_is_one_line(tree: FakeTree) -> None:
+    with pytest.raises(PyrtError) as info:  # no tasks files in this fake tree
+        driver(tree).open_self_join()
+    assert info.value.what.startswith("cgroup ") and "tasks" in info.value.what
 
 
 def test_add_and_pids(tree: FakeTree) -> None:

@@ -155,13 +155,15 @@ class Cgroup:
         """Bytes the cgroup uses now (for memory.checkBeforeUpdate)."""
         raise NotImplementedError
 
-    def prepare_add(self) -> None:
-        """After create(): start now, in the background, what makes the first add() slow
-        (a driver may do nothing). add() waits for it to finish."""
+    def open_self_join(self) -> SelfJoin | None:
+        """What a new process moves itself in with (v1; None if the driver has nothing):
+        add(..., self_joined=True) then covers only the other hierarchies."""
+        return None
 
-    def add(self, pid: int, memory: bool) -> None:
+    def add(self, pid: int, memory: bool, self_joined: bool = False) -> None:
         """Move a process into the cgroup: every hierarchy but memory, or memory (where
-        the pages it touches from then on are charged)."""
+        the pages it touches from then on are charged); `self_joined`: only where
+        open_self_join() could not help."""
         raise NotImplementedError
 
     def pids(self) -> list[int]:
@@ -188,6 +190,48 @@ class Cgroup:
 
     def destroy(self) -> None:
         raise NotImplementedError
+
+
+class SelfJoin:
+    """Open v1 `tasks` files a new process moves itself into its cgroup with, writing
+    "0" while it has one thread.
+
+    Writing a pid to cgroup.procs (or tasks) takes a global kernel lock for writing
+    (cgroup_threadgroup_rwsem), and the first writer after a quiet spell waits for an RCU
+    grace period: 5 to 25 ms here. A single thread moving itself needs no such lock.
+    """
+
+    def __init__(self, files: list[tuple[str, bool]]) -> None:
+        """`files`: (path of a tasks file, whether its hierarchy is memory)."""
+        self._open: dict[bool, list[tuple[str, int]]] = {False: [], True: []}
+        try:
+            for path, memory in files:
+                fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+                self._open[memory].append((path, fd))
+        except OSError as e:
+            self.close()
+            raise PyrtError(f"cgroup {path}", e.strerror or str(e)) from None
+
+    def fds(self) -> set[int]:
+        return {fd for files in self._open.values() for _, fd in files}
+
+    def enter(self, memory: bool) -> None:
+        """Move the calling process (one thread) in: the memory hierarchy, or the others."""
+        files = self._open[memory]
+        while files:
+            path, fd = files.pop()
+            try:
+                os.write(fd, b"0")
+            except OSError as e:
+                raise PyrtError(f"cgroup {os.path.dirname(path)}",
+                                f"cannot join: {e.strerror}") from None
+            finally:
+                os.close(fd)
+
+    def close(self) -> None:
+        for files in self._open.values():
+            while files:
+                os.close(files.pop()[1])
 
 
 class OomWatch:

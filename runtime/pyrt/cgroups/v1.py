@@ -6,7 +6,6 @@ linux.resources map onto the files runc writes; as in runc, 0 (or an empty strin
 
 from __future__ import annotations
 
-import _thread
 import os
 import time
 
@@ -14,6 +13,7 @@ from pyrt.cgroups import device_rules
 from pyrt.cgroups.base import (
     Cgroup,
     OomWatch,
+    SelfJoin,
     Setting,
     hugepage_settings,
     map_sections,
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 USER_HZ = 100  # the unit of cpuacct.stat
-# controllers that act on a task as it enters (prepare_add's thread stays out of them)
-_KEEP_OUT = {"memory", "pids", "freezer", "cpuset", "devices"}
 
 
 # ---------------------------------------------------------------- resources -> files
@@ -176,7 +174,6 @@ def settings(resources: dict[str, Any]) -> list[Setting]:
 class CgroupV1(Cgroup):
     def __init__(self, dirs: dict[str, str]) -> None:
         self.dirs = dirs
-        self._passing: _thread.LockType | None = None
 
     def paths(self) -> dict[str, str]:
         return dict(self.dirs)
@@ -234,43 +231,14 @@ class CgroupV1(Cgroup):
         path = self._dir("memory")
         return read_int(f"{path}/memory.usage_in_bytes") if path else 0
 
-    def prepare_add(self) -> None:
-        """Pay the first migration's grace period in a helper thread, while we go on.
+    def open_self_join(self) -> SelfJoin:
+        """Every hierarchy's `tasks` file but a hybrid host's cgroup2 (which has none)."""
+        return SelfJoin([(f"{path}/tasks", "memory" in hierarchy.split(","))
+                         for hierarchy, path in self.dirs.items() if hierarchy])
 
-        Moving a task takes a global kernel lock (cgroup_threadgroup_rwsem) for writing;
-        the first writer after a quiet spell waits a full RCU grace period (~12 ms here),
-        and writers within a grace period of it do not. So a thread of ours moves itself
-        into the new cgroup of a hierarchy whose controllers do nothing to it, and exits:
-        by the time the init is forked and added, the grace period has passed.
-        """
-        path = next((path for hierarchy, path in self.dirs.items()
-                     if not set(hierarchy.split(",")) & _KEEP_OUT), None)
-        if path is None or self._passing is not None:
-            return
-        passing = _thread.allocate_lock()
-        passing.acquire()
-
-        def pass_through() -> None:
-            try:
-                write(f"{path}/tasks", str(_thread.get_native_id()))
-            except PyrtError:
-                pass  # only the speed-up is lost
-            finally:
-                passing.release()
-
-        _thread.start_new_thread(pass_through, ())
-        self._passing = passing
-
-    def _passed(self) -> None:
-        """Wait until prepare_add's thread has moved (it exits right after)."""
-        if self._passing is not None:
-            self._passing.acquire()
-            self._passing = None
-
-    def add(self, pid: int, memory: bool) -> None:
-        self._passed()
+    def add(self, pid: int, memory: bool, self_joined: bool = False) -> None:
         for hierarchy, path in self.dirs.items():
-            if ("memory" in hierarchy.split(",")) == memory:
+            if ("memory" in hierarchy.split(",")) == memory and not (self_joined and hierarchy):
                 write(f"{path}/cgroup.procs", str(pid))
 
     def pids(self) -> list[int]:
@@ -298,7 +266,6 @@ class CgroupV1(Cgroup):
         return any(os.path.isdir(path) for path in self.dirs.values())
 
     def destroy(self) -> None:
-        self._passed()
         for path in self.dirs.values():
             rmdir(path)
 

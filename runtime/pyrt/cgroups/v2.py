@@ -255,7 +255,7 @@ class CgroupV2(Cgroup):
     def memory_usage(self) -> int:
         return read_int(f"{self.path}/memory.current")
 
-    def add(self, pid: int, memory: bool) -> None:
+    def add(self, pid: int, memory: bool, self_joined: bool = False) -> None:
         if memory:  # one hierarchy: the move happens as late as the init allows
             write(f"{self.path}/cgroup.procs", str(pid))
 
