@@ -4,16 +4,17 @@ The parent (`pyrt create`) builds a Plan: everything is parsed and checked befor
 fork, so the child only acts. The child reports each step over the sync Channel; an
 error becomes one message and exit, never a traceback.
 
-Order, as runc's: copy the pages shared with `pyrt create`, write oom_score_adj and
-become non-dumpable (until execve: CVE-2019-5736); join namespaces given by path (user
-first); make a user namespace and wait for its id maps (and make the time namespace
-then, while our /proc entries are still ours); make the other namespaces (a new pid
-namespace inside a user namespace needs one more fork); set up the rootfs and /dev;
-pivot_root; read-only and masked paths; ask to join the memory cgroup (the parent put us
-in the others right after the fork) and make the cgroup namespace there (earlier if a
-cgroup mount or hooks need it); rlimits; user and capabilities; no_new_privs; the seccomp filter
-(before the user and capabilities change when there is no no_new_privs: see
-linux/seccomp.py); say "ready"; block opening the exec fifo until `start`; execve.
+Order, as runc's: join every cgroup hierarchy but memory (cgroups/base.py, SelfJoin;
+the parent adds us where we cannot move ourselves); copy the pages shared with `pyrt
+create`; write oom_score_adj and become non-dumpable (until execve: CVE-2019-5736); join
+namespaces given by path (user first); make a user namespace and wait for its id maps
+(and make the time namespace then, while our /proc entries are still ours); make the
+other namespaces (a new pid namespace inside a user namespace needs one more fork); set
+up the rootfs and /dev; pivot_root; read-only and masked paths; join the memory cgroup
+and make the cgroup namespace there (earlier if a cgroup mount or hooks need it);
+rlimits; user and capabilities; no_new_privs; the seccomp filter (before the user and
+capabilities change when there is no no_new_privs: see linux/seccomp.py); say "ready";
+block opening the exec fifo until `start`; execve.
 """
 
 from __future__ import annotations
@@ -218,9 +219,10 @@ def _namespaces(plan: Plan, ch: Channel) -> None:
 
 
 def _enter_cgroup(plan: Plan, ch: Channel) -> None:
-    """Ask the parent to finish putting us in our cgroup, then make the cgroup namespace
-    (rooted there). As late as we can: at a cgroup mount, before hooks, or just before
-    dropping privileges; every page we touch once in the memory cgroup is charged to it.
+    """Join the memory cgroup (and have the parent finish what we cannot do ourselves),
+    then make the cgroup namespace (rooted there). As late as we can: at a cgroup mount,
+    before hooks, or just before dropping privileges; every page we touch once in the
+    memory cgroup is charged to it.
     """
     if plan.in_cgroup:
         return

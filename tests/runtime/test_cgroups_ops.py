@@ -411,9 +411,9 @@ def _tasks_by_process(cgroup_path: str) -> dict[int, set[str]]:
 
 
 def test_runtime_tasks_do_not_stay_in_the_container_cgroup(rt, make_bundle):
-    """pyrt passes a helper thread through the container's cgroup to get the kernel's
-    first-migration wait going early (cgroups/v1.py, prepare_add): a foreground `run` and
-    a foreground `exec` that outlive their start must leave no task there."""
+    """Only the container's processes are in its cgroup: not a foreground `run` or
+    `exec` that waits for them (pyrt's init and exec child move themselves in through
+    files the runtime opened: cgroups/base.py, SelfJoin)."""
     b = make_bundle(("sleep", "100"))
     with tempfile.TemporaryFile() as out:
         runner = rt.popen("run", "--bundle", str(b.path), b.id, stdout=out, stderr=out)
