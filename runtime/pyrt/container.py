@@ -453,6 +453,11 @@ def exec_process(root: str, container_id: str, make_process: Any, *, detach: boo
     `make_process(bundle)` returns the config.Process to run. Not detached: wait for it
     and return its exit code (128+signal when killed); detached: return 0 once it runs.
     """
+    from pyrt import exec_init
+    from pyrt.linux import syscalls as sc
+    from pyrt.linux import terminal
+    from pyrt.linux.sync import Channel
+
     pid_file = os.path.abspath(pid_file) if pid_file else ""
     with Container.open(root, container_id, shared=True) as ctr:
         st = ctr.require_state()
@@ -461,11 +466,6 @@ def exec_process(root: str, container_id: str, make_process: Any, *, detach: boo
             hint = " (see --ignore-paused)" if status == PAUSED else ""
             raise PyrtError(f"container {container_id}",
                             f"cannot exec in a {status} container{hint}")
-        from pyrt import exec_init
-        from pyrt.linux import syscalls as sc
-        from pyrt.linux import terminal
-        from pyrt.linux.sync import Channel
-
         proc = make_process(st.bundle)
         terminal.check(proc.terminal, console_socket, detach)
         ns_fds = _init_namespaces(st.pid)
