@@ -421,7 +421,7 @@ def test_runtime_tasks_do_not_stay_in_the_container_cgroup(rt, make_bundle):
                    and rt.state(b.id)["status"] == "running", 10, "container running")
         execer = rt.popen("exec", b.id, "sleep", "100", stdout=out, stderr=out)
         h.wait_for(lambda: len(h.cgroup_procs(b.cgroup_path)) == 2, 10, "the exec'd sleep")
-        time.sleep(0.2)  # a helper that lingered would still be there
+        time.sleep(0.2)  # a runtime task that lingered would still be there
         found = _tasks_by_process(b.cgroup_path)
         assert len(found) == 2, found
         assert not found.keys() & {runner.pid, execer.pid}, (found, runner.pid, execer.pid)
