@@ -105,7 +105,7 @@ def _make_cgroup(cgroup: Cgroup, resources: dict[str, Any], rootless: bool,
 def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
     """Fork the init, put it in its cgroup, and drive it until it says "ready"."""
     from pyrt import init
-    from pyrt.linux import hooks, userns
+    from pyrt.linux import hooks, memory, userns
     from pyrt.linux import syscalls as sc
     from pyrt.linux.sync import Channel
 
@@ -141,6 +141,10 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
         # it while the init sets up its rootfs, and join memory only when it asks.
         self_joined = plan.cgroup_join is not None
         cgroup.add(pid, memory=False, self_joined=self_joined)
+        # Our pages are shared with the init until one of us writes them; we copy ours
+        # now, on the other CPU while it sets up, so none of them is copied (and charged)
+        # in its memory cgroup. It joins memory only after our "go".
+        memory.unshare_pages()
         joined = False
         while True:
             msg = parent_ch.recv(("join", "hooks", "console", "seccomp", "ready"))
@@ -203,7 +207,7 @@ def _write_pid_file(path: str, pid: int) -> None:
     """The decimal pid, no newline, written atomically (callers Atoi the whole file)."""
     tmp = f"{path}.pyrt-tmp"
     try:
-        with open(tmp, "w", encoding="ascii") as f:
+        with open(tmp, "w", encoding="utf-8") as f:
             f.write(str(pid))
         os.rename(tmp, path)
     except OSError as e:

@@ -5,13 +5,14 @@ fork, so the child only acts. The child reports each step over the sync Channel;
 error becomes one message and exit, never a traceback.
 
 Order, as runc's: join every cgroup hierarchy but memory (cgroups/base.py, SelfJoin;
-the parent adds us where we cannot move ourselves); copy the pages shared with `pyrt
-create`; write oom_score_adj and become non-dumpable (until execve: CVE-2019-5736); join
-namespaces given by path (user first); make a user namespace and wait for its id maps
-(and make the time namespace then, while our /proc entries are still ours); make the
-other namespaces (a new pid namespace inside a user namespace needs one more fork); set
-up the rootfs and /dev; pivot_root; read-only and masked paths; join the memory cgroup
-and make the cgroup namespace there (earlier if a cgroup mount or hooks need it);
+the parent adds us where we cannot move ourselves); write oom_score_adj and become
+non-dumpable (until execve: CVE-2019-5736); join namespaces given by path (user first);
+make a user namespace and wait for its id maps (and make the time namespace then, while
+our /proc entries are still ours); make the other namespaces (a new pid namespace inside
+a user namespace needs one more fork); set up the rootfs and /dev; pivot_root; read-only
+and masked paths; join the memory cgroup once the parent has copied the pages we share
+(linux/memory.py), and make the cgroup namespace there (earlier if a cgroup mount or
+hooks need it);
 rlimits; user and capabilities; no_new_privs; the seccomp filter (before the user and
 capabilities change when there is no no_new_privs: see linux/seccomp.py); say "ready";
 block opening the exec fifo until `start`; execve.
@@ -25,7 +26,7 @@ import stat
 
 from pyrt import state
 from pyrt.errors import ConfigError, PyrtError, oserror
-from pyrt.linux import caps, devices, hooks, memory, mounts, namespaces, process, terminal
+from pyrt.linux import caps, devices, hooks, mounts, namespaces, process, terminal
 from pyrt.linux import syscalls as sc
 
 TYPE_CHECKING = False
@@ -143,8 +144,6 @@ def child(plan: Plan, ch: Channel) -> NoReturn:
         if plan.cgroup_join is not None:  # every hierarchy but memory, now
             plan.cgroup_join.enter(memory=False)
         caps.preload()
-        # before any setuid makes us non-dumpable (and /proc/self/pagemap unreadable)
-        memory.unshare_pages()
         _namespaces(plan, ch)
         _exec(plan, ch)
     except BaseException as e:  # every failure must reach the parent as one message
@@ -226,10 +225,12 @@ def _enter_cgroup(plan: Plan, ch: Channel) -> None:
     """
     if plan.in_cgroup:
         return
+    # the parent adds us where we could not move ourselves, and takes back the pages we
+    # still share with it (they would be copied, and charged, here)
+    ch.send("join")
+    ch.recv("go")
     if plan.cgroup_join is not None:
         plan.cgroup_join.enter(memory=True)
-    ch.send("join")  # the parent adds us where we could not move ourselves
-    ch.recv("go")
     if plan.new_flags & sc.CLONE_NEWCGROUP:
         sc.unshare(sc.CLONE_NEWCGROUP)
     plan.in_cgroup = True

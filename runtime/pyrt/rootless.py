@@ -24,7 +24,7 @@ def unprivileged() -> bool:
 def in_user_namespace() -> bool:
     """Whether we run in a user namespace other than the initial one."""
     try:
-        with open("/proc/self/uid_map", encoding="ascii") as f:
+        with open("/proc/self/uid_map", encoding="utf-8") as f:
             return f.read().split() != _INITIAL_MAP
     except OSError:
         return False

@@ -242,7 +242,7 @@ class Container:
 def frozen(freezer: str) -> bool:
     """freezer is a v1 freezer.state or a v2 cgroup.freeze file."""
     try:
-        with open(freezer, encoding="ascii") as f:
+        with open(freezer, encoding="utf-8") as f:
             value = f.read().strip()
     except OSError:
         return False

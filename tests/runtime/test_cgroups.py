@@ -74,6 +74,21 @@ def test_memory_kernel_limits_are_ignored(rt, make_bundle):
             assert int(cg.cgread(b, "memory", name)) >= UNLIMITED_V1, name
 
 
+@pytest.mark.pyrt_only
+def test_runtime_memory_is_not_charged_to_the_container(rt, make_bundle):
+    """Until execve the init is the runtime: its pages, shared with `pyrt create` at the
+    fork, must not be copied into (and charged to) the container's memory cgroup.
+    Measured: 0 bytes of anonymous memory there after create; about 200 KiB if the pages
+    are not unshared first. pyrt-only: runc's init is charged megabytes.
+    With a cgroup mount (as `runc spec` has), the init joins memory early: at that mount,
+    before the rest of the rootfs, pivot_root and the masks."""
+    b = set_resources(make_bundle(write=False), memory={"limit": 64 * MiB})
+    b.add_mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "ro"])
+    assert_ok(rt.create(b))
+    stat = dict(line.split() for line in cg.cgread(b, "memory", "memory.stat").splitlines())
+    assert int(stat["rss"]) <= 64 * 1024, stat
+
+
 @pytest.mark.parametrize("memory", [
     # runc: "valid range is 0-100" (this kernel itself takes up to 200)
     pytest.param({"swappiness": 200}, id="swappiness-200"),

@@ -29,7 +29,7 @@ def write(path: str, value: str) -> None:
 
 
 def read(path: str) -> str:
-    with open(path, encoding="ascii") as f:
+    with open(path, encoding="utf-8") as f:
         return f.read()
 
 

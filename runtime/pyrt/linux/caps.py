@@ -15,7 +15,7 @@ SETS = CAP_SETS
 
 
 def last_cap() -> int:
-    with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as f:
+    with open("/proc/sys/kernel/cap_last_cap", encoding="utf-8") as f:
         return int(f.read())
 
 

@@ -2,9 +2,12 @@
 
 A forked init shares its pages with `pyrt create` copy-on-write. Each page it writes once
 inside the container's memory cgroup is copied and charged there, so a Python init would
-need a few hundred KiB of the container's limit for the runtime's own objects. Copying
-the still-shared pages before joining charges them to the caller instead, as the runtime's
-memory should be; what the init charges afterwards is only what it newly allocates.
+need a few hundred KiB of the container's limit for the runtime's own objects. So
+`pyrt create`, right after the fork, copies every page it still shares: its copies are
+charged to the caller, as the runtime's memory should be, and the init's pages become its
+own, written in place from then on. That runs on the other CPU while the init sets up,
+and the init joins memory only after it; what the init charges there is only what it
+newly allocates.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ EXCLUSIVE = 1 << 56  # pagemap: mapped by this process alone
 
 def _private_writable() -> list[tuple[int, int]]:
     ranges = []
-    with open("/proc/self/maps", encoding="ascii") as f:
+    with open("/proc/self/maps", encoding="utf-8") as f:
         for line in f:
             fields = line.split()
             if fields[1].startswith("rw") and fields[1][3] == "p":
@@ -30,7 +33,8 @@ def _private_writable() -> list[tuple[int, int]]:
 
 
 def unshare_pages() -> int:
-    """Copy every present page still shared with the parent; returns how many pages.
+    """Copy every present page this process still shares (with the init it forked);
+    returns how many pages.
 
     Nothing is copied where /proc/self/pagemap is closed to us (a non-dumpable process
     of an unprivileged user: the file is then host root's)."""

@@ -76,7 +76,7 @@ def enter_new_time_ns(offsets: dict[str, dict[str, int]]) -> None:
             f"{CLOCKS[clock]} {off.get('secs', 0)} {off.get('nanosecs', 0)}\n"
             for clock, off in offsets.items()
         )
-        with open("/proc/self/timens_offsets", "w", encoding="ascii") as f:
+        with open("/proc/self/timens_offsets", "w", encoding="utf-8") as f:
             f.write(text)
     fd = os.open("/proc/self/ns/time_for_children", os.O_RDONLY | os.O_CLOEXEC)
     try:

@@ -70,7 +70,7 @@ def _set_groups(gids: list[int]) -> None:
 
 def _setgroups_denied() -> bool:
     try:
-        with open("/proc/self/setgroups", encoding="ascii") as f:
+        with open("/proc/self/setgroups", encoding="utf-8") as f:
             return f.read().strip() == "deny"
     except OSError:
         return False
@@ -158,7 +158,7 @@ def set_oom_score_adj(value: int | None) -> None:
     if value is None:
         return
     try:
-        with open("/proc/self/oom_score_adj", "w", encoding="ascii") as f:
+        with open("/proc/self/oom_score_adj", "w", encoding="utf-8") as f:
             f.write(str(value))
     except OSError as e:
         raise oserror("oom_score_adj", e) from None
