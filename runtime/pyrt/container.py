@@ -136,23 +136,26 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
             grandchild = parent_ch.recv("pid")["pid"]
             os.waitpid(pid, 0)
             pid = grandchild
-        # The init moves itself where it can (cgroups/base.py, SelfJoin). Where we must
-        # (cgroup v2), the first cgroup.procs write waits for an RCU grace period: we pay
-        # it while the init sets up its rootfs, and join memory only when it asks.
+        # The init moves itself where it can (cgroups/base.py, SelfJoin, v1). We add it
+        # where it cannot: a hybrid host's cgroup2 now, cgroup v2 when it asks to join
+        # memory. (Such a write waits for an RCU grace period: docs/performance.md.)
         self_joined = plan.cgroup_join is not None
         cgroup.add(pid, memory=False, self_joined=self_joined)
         # Our pages are shared with the init until one of us writes them; we copy ours
-        # now, on the other CPU while it sets up, so none of them is copied (and charged)
-        # in its memory cgroup. It joins memory only after our "go".
+        # now, on the other CPU while it sets up, so none is copied (and charged) in its
+        # memory cgroup. It joins memory only after our "go": sent now if it joins by
+        # itself (it finds it waiting), else once we have added it.
         memory.unshare_pages()
-        joined = False
+        if self_joined:
+            parent_ch.send("go")
+        joined = self_joined
         while True:
             msg = parent_ch.recv(("join", "hooks", "console", "seccomp", "ready"))
             if msg["type"] == "ready" and joined:
                 break
             if msg["type"] == "join" and not joined:
                 joined = True
-                cgroup.add(pid, memory=True, self_joined=self_joined)
+                cgroup.add(pid, memory=True)
                 parent_ch.send("go")
                 continue
             if msg["type"] == "seccomp":

@@ -225,9 +225,10 @@ def _enter_cgroup(plan: Plan, ch: Channel) -> None:
     """
     if plan.in_cgroup:
         return
-    # the parent adds us where we could not move ourselves, and takes back the pages we
-    # still share with it (they would be copied, and charged, here)
-    ch.send("join")
+    # "go": the parent has taken back the pages we shared (they would be copied, and
+    # charged, in there) and, when asked, added us where we cannot move ourselves
+    if plan.cgroup_join is None:
+        ch.send("join")
     ch.recv("go")
     if plan.cgroup_join is not None:
         plan.cgroup_join.enter(memory=True)

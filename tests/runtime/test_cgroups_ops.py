@@ -341,7 +341,9 @@ def test_events_reports_oom(rt, make_bundle, tmp_path):
         _wait_lines(proc, out, err, lambda lines: [e for e in lines if e["type"] == "oom"],
                     "an oom event")
         assert {"type": "oom", "id": b.id} in _lines(out), _lines(out)
-        assert int(cg.cgread(b, "memory", "memory.oom_control").split("oom_kill ")[-1]) >= 1
+        # the event fires when the OOM starts; the kill is counted just after
+        h.wait_for(lambda: int(cg.cgread(b, "memory", "memory.oom_control")
+                               .split("oom_kill ")[-1]) >= 1, what="the OOM kill's count")
         assert_ok(rt.delete(b.id, force=True))
         assert proc.wait(timeout=15) == 0, h.read(err.name)
         h.spawned_done(proc)

@@ -61,7 +61,12 @@ class Channel:
     def recv(self, expect: str | tuple[str, ...]) -> dict[str, Any]:
         """Receive one message of the type (or one of the types) expected; raise on an
         error message, EOF, or anything else."""
-        data, anc, _flags, _addr = self.sock.recvmsg(_MAX, _socket.CMSG_SPACE(4))
+        try:
+            data, anc, _flags, _addr = self.sock.recvmsg(_MAX, _socket.CMSG_SPACE(4))
+        except ConnectionResetError:
+            # the peer exited with a message of ours unread: the kernel reports that
+            # once, and what the peer sent before it left is still queued
+            data, anc, _flags, _addr = self.sock.recvmsg(_MAX, _socket.CMSG_SPACE(4))
         if not data:
             raise PyrtError("container init", f"exited before it was {expect}")
         msg: dict[str, Any] = jsonio.loads(data.decode())
