@@ -23,8 +23,9 @@ $(PY):
 
 install: deps $(PY)  ## pyrt (and the dev tools) into .venv
 	$(PY) -m pip install -q '.[dev]'
-	@# pip drops interpreter flags from script shebangs; -IS saves ~3 ms per call
-	sed -i '1s|^#!.*python[0-9.]*$$|& -IS|' $(PYRT)
+	@# pip drops interpreter flags from script shebangs, which take one argument:
+	@# -I -S (isolated, no site: ~3 ms per call) and -X utf8 (UTF-8 mode: ~0.3 ms)
+	sed -i '1s|^#!.*python[0-9.]*$$|& -ISXutf8|' $(PYRT)
 
 demo: install  ## build the demo bundle and run a container from it
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
