@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import rthelpers as h
 from v2helpers import MiB, cgread, keyed
 
@@ -23,3 +24,14 @@ def test_allocation_beyond_the_limit_is_oom_killed(rt, bundle_with):
     assert (b.rootfs / "rc").read_text().strip() == "137"  # 128 + SIGKILL
     assert cgread(b, "memory.swap.max") == "0"
     assert int(keyed(b, "memory.events")["oom_kill"]) >= 1
+
+
+@pytest.mark.pyrt_only  # runc's init is charged megabytes
+def test_runtime_memory_is_not_charged_to_the_container(rt, bundle_with):
+    """On v2 the init asks to join (the parent writes cgroup.procs) after the parent has
+    copied the pages the two share: none of the runtime's pages is charged in there.
+    A cgroup mount makes the init join early, before the rest of its rootfs."""
+    b = bundle_with({"memory": {"limit": 64 * MiB}})
+    b.add_mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "ro"])
+    h.assert_ok(rt.create(b, timeout=60))
+    assert int(keyed(b, "memory.stat")["anon"]) <= 64 * 1024, keyed(b, "memory.stat")
