@@ -12,10 +12,9 @@ our /proc entries are still ours); make the other namespaces (a new pid namespac
 a user namespace needs one more fork); set up the rootfs and /dev; pivot_root; read-only
 and masked paths; join the memory cgroup once the parent has copied the pages we share
 (linux/memory.py), and make the cgroup namespace there (earlier if a cgroup mount or
-hooks need it);
-rlimits; user and capabilities; no_new_privs; the seccomp filter (before the user and
-capabilities change when there is no no_new_privs: see linux/seccomp.py); say "ready";
-block opening the exec fifo until `start`; execve.
+hooks need it); rlimits; user and capabilities; no_new_privs; the seccomp filter (before
+the user and capabilities change when there is no no_new_privs: see linux/seccomp.py);
+say "ready"; block opening the exec fifo until `start`; execve.
 """
 
 from __future__ import annotations
