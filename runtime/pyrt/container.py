@@ -136,28 +136,21 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
             grandchild = parent_ch.recv("pid")["pid"]
             os.waitpid(pid, 0)
             pid = grandchild
-        # The init moves itself where it can (cgroups/base.py, SelfJoin, v1). We add it
-        # where it cannot: a hybrid host's cgroup2 now, cgroup v2 when it asks to join
-        # memory. (Such a write waits for an RCU grace period: docs/performance.md.)
+        # Our pages are shared with the init until one of us writes them. We copy ours
+        # first, on the other CPU while it sets up, so that none is copied (and charged)
+        # in its memory cgroup. Then we add it where it cannot move itself (a hybrid
+        # host's cgroup2, all of cgroup v2: cgroups/base.py, SelfJoin; such a write waits
+        # for an RCU grace period, docs/performance.md) and say "go". It waits for that
+        # before it joins memory (v1) and makes its cgroup namespace.
+        memory.unshare_pages()
         self_joined = plan.cgroup_join is not None
         cgroup.add(pid, memory=False, self_joined=self_joined)
-        # Our pages are shared with the init until one of us writes them; we copy ours
-        # now, on the other CPU while it sets up, so none is copied (and charged) in its
-        # memory cgroup. It joins memory only after our "go": sent now if it joins by
-        # itself (it finds it waiting), else once we have added it.
-        memory.unshare_pages()
-        if self_joined:
-            parent_ch.send("go")
-        joined = self_joined
+        cgroup.add(pid, memory=True, self_joined=self_joined)
+        parent_ch.send("go")
         while True:
-            msg = parent_ch.recv(("join", "hooks", "console", "seccomp", "ready"))
-            if msg["type"] == "ready" and joined:
+            msg = parent_ch.recv(("hooks", "console", "seccomp", "ready"))
+            if msg["type"] == "ready":
                 break
-            if msg["type"] == "join" and not joined:
-                joined = True
-                cgroup.add(pid, memory=True)
-                parent_ch.send("go")
-                continue
             if msg["type"] == "seccomp":
                 from pyrt.linux import seccomp
 

@@ -217,17 +217,14 @@ def _namespaces(plan: Plan, ch: Channel) -> None:
 
 
 def _enter_cgroup(plan: Plan, ch: Channel) -> None:
-    """Join the memory cgroup (and have the parent finish what we cannot do ourselves),
-    then make the cgroup namespace (rooted there). As late as we can: at a cgroup mount,
-    before hooks, or just before dropping privileges; every page we touch once in the
-    memory cgroup is charged to it.
+    """Join the memory cgroup, then make the cgroup namespace (rooted there). As late as
+    we can: at a cgroup mount, before hooks, or just before dropping privileges; every
+    page we touch once in the memory cgroup is charged to it.
     """
     if plan.in_cgroup:
         return
     # "go": the parent has taken back the pages we shared (they would be copied, and
-    # charged, in there) and, when asked, added us where we cannot move ourselves
-    if plan.cgroup_join is None:
-        ch.send("join")
+    # charged, in there) and added us where we cannot move ourselves (all of cgroup v2)
     ch.recv("go")
     if plan.cgroup_join is not None:
         plan.cgroup_join.enter(memory=True)

@@ -27,11 +27,13 @@ def test_allocation_beyond_the_limit_is_oom_killed(rt, bundle_with):
 
 
 @pytest.mark.pyrt_only  # runc's init is charged megabytes
-def test_runtime_memory_is_not_charged_to_the_container(rt, bundle_with):
-    """On v2 the init asks to join (the parent writes cgroup.procs) after the parent has
-    copied the pages the two share: none of the runtime's pages is charged in there.
-    A cgroup mount makes the init join early, before the rest of its rootfs."""
+@pytest.mark.parametrize("cgroup_mount", [True, False])
+def test_runtime_memory_is_not_charged_to_the_container(rt, bundle_with, cgroup_mount):
+    """On v2 the parent moves the init into the cgroup (cgroup.procs) once it has copied
+    the pages the two share: none of the runtime's pages is charged in there, whether
+    the init then goes on with its rootfs for long (no cgroup mount) or not."""
     b = bundle_with({"memory": {"limit": 64 * MiB}})
-    b.add_mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "ro"])
+    if cgroup_mount:
+        b.add_mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "ro"])
     h.assert_ok(rt.create(b, timeout=60))
     assert int(keyed(b, "memory.stat")["anon"]) <= 64 * 1024, keyed(b, "memory.stat")

@@ -11,7 +11,7 @@ from pyrt.linux.sync import Channel
 def test_message_round_trip() -> None:
     parent, child = Channel.pair()
     child.send("pid", pid=42)
-    assert parent.recv(("join", "pid")) == {"type": "pid", "pid": 42}
+    assert parent.recv(("hooks", "pid")) == {"type": "pid", "pid": 42}
     parent.close()
     child.close()
 
@@ -42,7 +42,7 @@ def test_peer_gone_without_a_word() -> None:
 def test_unexpected_message() -> None:
     parent, child = Channel.pair()
     child.send("ready")
-    with pytest.raises(PyrtError, match="sent 'ready' while 'join' was due"):
-        parent.recv("join")
+    with pytest.raises(PyrtError, match="sent 'ready' while 'pid' was due"):
+        parent.recv("pid")
     parent.close()
     child.close()

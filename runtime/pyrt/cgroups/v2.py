@@ -256,7 +256,7 @@ class CgroupV2(Cgroup):
         return read_int(f"{self.path}/memory.current")
 
     def add(self, pid: int, memory: bool, self_joined: bool = False) -> None:
-        if memory:  # one hierarchy: the move happens as late as the init allows
+        if memory:  # one hierarchy: it moves with memory, after the parent's page copy
             write(f"{self.path}/cgroup.procs", str(pid))
 
     def pids(self) -> list[int]:
