@@ -144,8 +144,7 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
         # before it joins memory (v1) and makes its cgroup namespace.
         memory.unshare_pages()
         self_joined = plan.cgroup_join is not None
-        cgroup.add(pid, memory=False, self_joined=self_joined)
-        cgroup.add(pid, memory=True, self_joined=self_joined)
+        cgroup.add(pid, self_joined=self_joined)
         parent_ch.send("go")
         while True:
             msg = parent_ch.recv(("hooks", "console", "seccomp", "ready"))
@@ -496,8 +495,7 @@ def exec_process(root: str, container_id: str, make_process: Any, *, detach: boo
     try:
         pid = parent_ch.recv("pid")["pid"]
         os.waitpid(first, 0)
-        cgroup.add(pid, memory=False, self_joined=cgroup_join is not None)
-        cgroup.add(pid, memory=True, self_joined=cgroup_join is not None)
+        cgroup.add(pid, self_joined=cgroup_join is not None)
         parent_ch.send("go")
         if proc.terminal:
             master = _take_console(parent_ch.recv("console"), console_socket)

@@ -366,7 +366,7 @@ def test_self_join_writes_zero_to_each_v1_tasks_file(tree: FakeTree) -> None:
     join.enter(memory=True)
     assert Path(tree.dirs["memory"], "tasks").read_text() == "0"
     assert join.fds() == set()  # each fd is closed once written
-    driver(tree).add(4321, memory=False, self_joined=True)
+    driver(tree).add(4321, self_joined=True)
     assert tree.writes == []
 
 
@@ -380,7 +380,7 @@ def test_self_join_leaves_a_hybrid_hosts_cgroup2_to_add(tree: FakeTree,
     join = d.open_self_join()
     assert len(join.fds()) == 1
     join.close()
-    d.add(4321, memory=False, self_joined=True)
+    d.add(4321, self_joined=True)
     assert [w for w in tree.writes if w[1] == "4321"] == [
         (os.path.relpath(unified / "cgroup.procs", tree.top), "4321")]
 
@@ -393,10 +393,8 @@ def test_self_join_open_failure_is_one_line(tree: FakeTree) -> None:
 
 def test_add_and_pids(tree: FakeTree) -> None:
     d = driver(tree, "memory", "pids")
-    d.add(4321, memory=False)
-    assert tree.writes == [("pids/c1/cgroup.procs", "4321")]
-    d.add(4321, memory=True)
-    assert tree.writes[1:] == [("memory/c1/cgroup.procs", "4321")]
+    d.add(4321)  # memory last
+    assert tree.writes == [("pids/c1/cgroup.procs", "4321"), ("memory/c1/cgroup.procs", "4321")]
     Path(tree.dirs["pids"], "cgroup.procs").write_text("1\n2\n")
     assert d.pids() == [1, 2]
 

@@ -160,9 +160,9 @@ class Cgroup:
         add(..., self_joined=True) then covers only the other hierarchies."""
         return None
 
-    def add(self, pid: int, memory: bool, self_joined: bool = False) -> None:
-        """Move a process into the cgroup: every hierarchy but memory, or memory (where
-        the pages it touches from then on are charged); `self_joined`: only where
+    def add(self, pid: int, self_joined: bool = False) -> None:
+        """Move a process into the cgroup, on every hierarchy (memory last: the pages it
+        touches from then on are charged there); `self_joined`: only where
         open_self_join() could not help."""
         raise NotImplementedError
 

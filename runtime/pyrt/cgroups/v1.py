@@ -236,9 +236,10 @@ class CgroupV1(Cgroup):
         return SelfJoin([(f"{path}/tasks", "memory" in hierarchy.split(","))
                          for hierarchy, path in self.dirs.items() if hierarchy])
 
-    def add(self, pid: int, memory: bool, self_joined: bool = False) -> None:
-        for hierarchy, path in self.dirs.items():
-            if ("memory" in hierarchy.split(",")) == memory and not (self_joined and hierarchy):
+    def add(self, pid: int, self_joined: bool = False) -> None:
+        for hierarchy, path in sorted(self.dirs.items(),
+                                      key=lambda item: "memory" in item[0].split(",")):
+            if not (self_joined and hierarchy):
                 write(f"{path}/cgroup.procs", str(pid))
 
     def pids(self) -> list[int]:

@@ -255,9 +255,8 @@ class CgroupV2(Cgroup):
     def memory_usage(self) -> int:
         return read_int(f"{self.path}/memory.current")
 
-    def add(self, pid: int, memory: bool, self_joined: bool = False) -> None:
-        if memory:  # one hierarchy: it moves with memory, after the parent's page copy
-            write(f"{self.path}/cgroup.procs", str(pid))
+    def add(self, pid: int, self_joined: bool = False) -> None:
+        write(f"{self.path}/cgroup.procs", str(pid))
 
     def pids(self) -> list[int]:
         return read_pids(f"{self.path}/cgroup.procs")
