@@ -79,7 +79,7 @@ def test_runtime_memory_is_not_charged_to_the_container(rt, make_bundle):
     """Until execve the init is the runtime: its pages, shared with `pyrt create` at the
     fork, must not be copied into (and charged to) the container's memory cgroup.
     Measured: 0 bytes of anonymous memory there after create; about 200 KiB if the pages
-    are not unshared first. pyrt-only: runc's init is charged megabytes.
+    are not unshared first. pyrt-only: runc 1.1.5's init is charged about 1.6 MiB here.
     With a cgroup mount (as `runc spec` has), the init joins memory early: at that mount,
     before the rest of the rootfs, pivot_root and the masks."""
     b = set_resources(make_bundle(write=False), memory={"limit": 64 * MiB})
