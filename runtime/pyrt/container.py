@@ -44,6 +44,7 @@ def create(root: str, container_id: str, bundle: str, *, pid_file: str = "",
                 no_new_keyring=no_new_keyring, preserve_fds=preserve_fds, detach=detach)
     cgroup = cgroups.open_cgroup(config.linux.cgroupsPath, container_id)
     cgroup.check(config.linux.resources)
+    cgroup.check_unused()
     plan.open_namespaces()
     ctr = Container.create(root, container_id)
     pid = 0

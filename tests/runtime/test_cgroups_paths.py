@@ -119,6 +119,44 @@ def test_cgroup_with_processes_refused(rt, make_bundle):
     h.assert_no_leftovers(b.id, rt.root, b.cgroup_path, b.path)
 
 
+def _hierarchy_walked_last() -> str:
+    """The mount point of the hierarchy pyrt makes its directory in last: a hybrid host's
+    cgroup2, else the last v1 hierarchy in /proc/self/cgroup."""
+    mounts = h.cgroup_mounts()
+    unified = [m for m in mounts if os.path.exists(f"{m}/cgroup.controllers")]
+    if unified:
+        return unified[0]
+    with open("/proc/self/cgroup") as f:
+        last = [line.split(":")[1] for line in f if line.split(":")[1]][-1]
+    return cg.v1_hierarchies()[last.split(",")[0]]
+
+
+@pytest.mark.pyrt_only
+def test_cgroup_busy_on_one_hierarchy_is_left_as_it_was(rt, make_bundle):
+    # pyrt-only, as above. The refusal comes before anything is made: an early version
+    # refused only on reaching the busy hierarchy, then "cleaned up" by removing the
+    # directories it had found on the others (not its own), and retried the busy one
+    # for a second.
+    b = make_bundle()
+    cg.make_cgroup(b.cgroup_path)
+    busy = _hierarchy_walked_last()
+    sleeper = h.spawn(["sleep", "100"])
+    try:
+        with open(f"{busy}{b.cgroup_path}/cgroup.procs", "w") as f:
+            f.write(str(sleeper.pid))
+        res = cg.assert_failed(rt, rt.create(b), "already holds processes")
+        assert not (rt.root / b.id).exists(), describe(res)
+        for mount in h.cgroup_mounts():
+            assert os.path.isdir(f"{mount}{b.cgroup_path}"), f"create removed {mount}"
+        assert h.pid_alive(sleeper.pid), "create killed what was in the cgroup"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        h.spawned_done(sleeper)
+        cg.remove_cgroup(b.cgroup_path)
+    h.assert_no_leftovers(b.id, rt.root, b.cgroup_path, b.path)
+
+
 def test_frozen_cgroup_refused(rt, make_bundle):
     """runc 1.1.5 checks the freezer before making anything: "container's cgroup
     unexpectedly frozen", exit 1."""

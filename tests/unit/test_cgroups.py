@@ -323,11 +323,25 @@ def test_create_with_existing_dirs(tree: FakeTree) -> None:
     assert tree.writes == []
 
 
-def test_create_refuses_a_cgroup_with_processes(tree: FakeTree) -> None:
+def test_a_cgroup_with_processes_is_refused_before_anything_is_made(tree: FakeTree) -> None:
     Path(tree.dirs["pids"], "cgroup.procs").write_text("1234\n")
+    new = v1.CgroupV1({"memory": str(tree.top / "memory" / "new"), "pids": tree.dirs["pids"]})
     with pytest.raises(PyrtError) as info:
-        driver(tree).create()
+        new.check_unused()
     assert "already holds processes" in info.value.why
+    assert not (tree.top / "memory" / "new").exists()
+    driver(tree, "memory").check_unused()  # empty
+
+
+def test_a_frozen_cgroup_is_refused(tree: FakeTree) -> None:
+    freezer = Path(tree.dirs["freezer"], "freezer.state")
+    freezer.write_text("THAWED\n")
+    driver(tree).check_unused()
+    for state in ("FROZEN", "FREEZING"):
+        freezer.write_text(f"{state}\n")
+        with pytest.raises(PyrtError) as info:
+            driver(tree).check_unused()
+        assert info.value.why == "is frozen"
 
 
 def test_create_makes_nested_dirs(tree: FakeTree) -> None:

@@ -134,7 +134,7 @@ class Cgroup:
         raise NotImplementedError
 
     def create(self) -> None:
-        """Make the directories; refuse a cgroup that already holds processes."""
+        """Make the directories."""
         raise NotImplementedError
 
     def settings(self, resources: dict[str, Any]) -> list[Setting]:
@@ -143,8 +143,12 @@ class Cgroup:
         raise NotImplementedError
 
     def check(self, resources: dict[str, Any]) -> None:
-        """Before create(): refuse a frozen cgroup, and raise the ConfigError apply() would
-        as far as it is known."""
+        """Before create(): raise the ConfigError apply() would, as far as it is known."""
+        raise NotImplementedError
+
+    def check_unused(self) -> None:
+        """Before create(), so that a refusal changes nothing (what is there is not
+        ours): refuse a cgroup that already holds processes, or is frozen."""
         raise NotImplementedError
 
     def apply(self, resources: dict[str, Any]) -> None:

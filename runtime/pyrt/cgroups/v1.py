@@ -190,8 +190,6 @@ class CgroupV1(Cgroup):
                 self._make_cpuset(path)
             else:
                 os.makedirs(path, exist_ok=True)
-            if read_pids(f"{path}/cgroup.procs"):
-                raise PyrtError(f"cgroup {path}", "already holds processes")
 
     @staticmethod
     def _make_cpuset(path: str) -> None:
@@ -219,10 +217,15 @@ class CgroupV1(Cgroup):
         return placed
 
     def check(self, resources: dict[str, Any]) -> None:
+        self._placed(resources)
+
+    def check_unused(self) -> None:
+        for path in self.dirs.values():
+            if read_pids(f"{path}/cgroup.procs"):
+                raise PyrtError(f"cgroup {path}", "already holds processes")
         freezer = self.freezer_file()
         if freezer and os.path.exists(freezer) and read(freezer).strip() in ("FREEZING", "FROZEN"):
             raise PyrtError(f"cgroup {os.path.dirname(freezer)}", "is frozen")
-        self._placed(resources)
 
     def apply(self, resources: dict[str, Any]) -> None:
         write_settings(self._placed(resources))

@@ -220,16 +220,18 @@ class CgroupV2(Cgroup):
                 pass
             except OSError as e:
                 raise PyrtError(f"cgroup {current}", e.strerror or str(e)) from None
-        if read_pids(f"{self.path}/cgroup.procs"):
-            raise PyrtError(f"cgroup {self.path}", "already holds processes")
 
     def settings(self, resources: dict[str, Any]) -> list[Setting]:
         return settings(resources)
 
     def check(self, resources: dict[str, Any]) -> None:
+        self._planned(resources)
+
+    def check_unused(self) -> None:
+        if read_pids(f"{self.path}/cgroup.procs"):
+            raise PyrtError(f"cgroup {self.path}", "already holds processes")
         if os.path.exists(self.freezer_file()) and read(self.freezer_file()).strip() == "1":
             raise PyrtError(f"cgroup {self.path}", "is frozen")
-        self._planned(resources)
 
     def _planned(self, resources: dict[str, Any]) -> tuple[list[Setting], list[DeviceRule] | None]:
         """The file writes and the device rules, refusing a controller the host lacks."""
