@@ -13,12 +13,16 @@ newly allocates.
 from __future__ import annotations
 
 import os
+import sys
 
 from pyrt.linux import syscalls as sc
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
-PRESENT = 1 << 63
-EXCLUSIVE = 1 << 56  # pagemap: mapped by this process alone
+# /proc/self/pagemap: one 64-bit entry per page, its flags in the top byte: present
+# (bit 63) and mapped by this process alone (bit 56). A page is shared when present and
+# not exclusive; _SHARED maps each top byte to 1 for that, else 0.
+_TOP_BYTE = 7 if sys.byteorder == "little" else 0
+_SHARED = bytes(1 if top & 0x81 == 0x80 else 0 for top in range(256))
 
 
 def _private_writable() -> list[tuple[int, int]]:
@@ -45,20 +49,26 @@ def unshare_pages() -> int:
         return 0
     try:
         for start, end in _private_writable():
-            entries = memoryview(os.pread(fd, (end - start) // PAGE * 8, start // PAGE * 8))
-            run_start = -1
-            for i, entry in enumerate(entries.cast("Q")):
-                shared = entry & PRESENT and not entry & EXCLUSIVE
-                if shared and run_start < 0:
-                    run_start = i
-                elif not shared and run_start >= 0:
-                    copied += _populate(start, run_start, i)
-                    run_start = -1
-            if run_start >= 0:
-                copied += _populate(start, run_start, (end - start) // PAGE)
+            pagemap = os.pread(fd, (end - start) // PAGE * 8, start // PAGE * 8)
+            for first, stop in _shared_runs(pagemap):
+                copied += _populate(start, first, stop)
     finally:
         os.close(fd)
     return copied
+
+
+def _shared_runs(pagemap: bytes) -> list[tuple[int, int]]:
+    """(first, stop) page indexes of each run of shared pages."""
+    shared = pagemap[_TOP_BYTE::8].translate(_SHARED)
+    runs = []
+    first = shared.find(1)
+    while first >= 0:
+        stop = shared.find(0, first)
+        if stop < 0:
+            stop = len(shared)
+        runs.append((first, stop))
+        first = shared.find(1, stop)
+    return runs
 
 
 def _populate(base: int, first: int, stop: int) -> int:
