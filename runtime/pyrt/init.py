@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from pyrt.cgroups.base import SelfJoin
     from pyrt.config import Config
+    from pyrt.linux.idmap import Maps
     from pyrt.linux.seccomp import Program
     from pyrt.linux.sync import Channel
 
@@ -77,11 +78,15 @@ class Plan:
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         from pyrt import rootless
-        from pyrt.linux import idmap, userns
+        from pyrt.linux import userns
 
         self.unprivileged = rootless.unprivileged()
         userns.check(config, self.unprivileged)
-        self.idmaps: dict[int, idmap.Maps | None] = idmap.plan(self.mounts, config)
+        self.idmaps: dict[int, Maps | None] = {}
+        if any(m.idmap for m in self.mounts):
+            from pyrt.linux import idmap
+
+            self.idmaps = idmap.plan(self.mounts, config)
         self.new_flags = namespaces.new_flags(linux)
         self.new_user = bool(self.new_flags & sc.CLONE_NEWUSER)
         self.in_userns = linux.namespace("user") is not None
