@@ -8,7 +8,6 @@ linked into place already locked, so no command ever sees a half-made container.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import time
@@ -99,6 +98,8 @@ def _locked_file(directory: str, name: str) -> int:
     try:
         fd = os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
     except OSError as e:
+        import errno  # only here: its import costs every command ~0.1 ms
+
         if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR):
             raise
         # no O_TMPFILE here (e.g. overlayfs before Linux 6.6): lock under a temporary

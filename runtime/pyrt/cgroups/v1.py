@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import time
 
-from pyrt.cgroups import device_rules
 from pyrt.cgroups.base import (
     Cgroup,
     OomWatch,
@@ -145,6 +144,8 @@ def _network(net: dict[str, Any], ptr: str) -> list[Setting]:
 
 
 def _devices(rules: list[dict[str, Any]], ptr: str) -> list[Setting]:
+    from pyrt.cgroups import device_rules  # here: delete, kill and the rest never need it
+
     return [Setting("devices", "devices.allow" if rule.allow else "devices.deny",
                     rule.v1_text(), ptr)
             for rule in device_rules.parse(rules, ptr)]

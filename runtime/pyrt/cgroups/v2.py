@@ -11,7 +11,6 @@ import os
 import select
 import time
 
-from pyrt.cgroups import device_rules
 from pyrt.cgroups.base import (
     Cgroup,
     OomWatch,
@@ -243,6 +242,8 @@ class CgroupV2(Cgroup):
                                   f"the host has no {setting.controller} cgroup controller")
         rules = None
         if resources.get("devices") is not None:
+            from pyrt.cgroups import device_rules  # here: delete, kill and the rest never need it
+
             rules = device_rules.parse(resources["devices"], "/linux/resources/devices")
         return writes, rules
 
