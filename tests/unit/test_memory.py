@@ -7,10 +7,13 @@ import ctypes
 import mmap
 import os
 import struct
+from collections.abc import Callable
+from pathlib import Path
 
 from pyrt.linux import memory
 
 PRESENT = 1 << 63
+FILE = 1 << 61
 EXCLUSIVE = 1 << 56
 
 
@@ -24,15 +27,37 @@ def test_shared_runs() -> None:
     assert memory._shared_runs(pagemap(own, absent, EXCLUSIVE)) == []
     assert memory._shared_runs(pagemap(shared, shared, own, absent, shared)) == [(0, 2), (4, 5)]
     assert memory._shared_runs(pagemap(absent, shared, shared, shared)) == [(1, 4)]
+    file_page = PRESENT | FILE | 0x1234  # the init's write copies it whatever we do
+    assert memory._shared_runs(pagemap(shared, file_page, shared)) == [(0, 1), (2, 3)]
 
 
-def _exclusive(address: int, pages: int) -> list[bool]:
+def _entries(address: int, pages: int) -> tuple[int, ...]:
     fd = os.open("/proc/self/pagemap", os.O_RDONLY)
     try:
         data = os.pread(fd, pages * 8, address // mmap.PAGESIZE * 8)
     finally:
         os.close(fd)
-    return [bool(e & PRESENT and e & EXCLUSIVE) for e in struct.unpack(f"={pages}Q", data)]
+    return struct.unpack(f"={pages}Q", data)
+
+
+def _exclusive(address: int, pages: int) -> list[bool]:
+    return [bool(e & PRESENT and e & EXCLUSIVE) for e in _entries(address, pages)]
+
+
+def _forked(test: Callable[[], None]) -> None:
+    """Run test() while a forked child holds its copy-on-write view of our pages."""
+    hold_r, hold_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(hold_w)
+        os.read(hold_r, 1)
+        os._exit(0)
+    os.close(hold_r)
+    try:
+        test()
+    finally:
+        os.close(hold_w)
+        os.waitpid(pid, 0)
 
 
 def test_unshare_pages_copies_what_a_child_shares() -> None:
@@ -44,21 +69,43 @@ def test_unshare_pages_copies_what_a_child_shares() -> None:
         for i in range(pages):
             area[i * mmap.PAGESIZE] = 1
         assert all(_exclusive(address, pages))
-        hold_r, hold_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # holds its copy-on-write view of our pages until we are done
-            os.close(hold_w)
-            os.read(hold_r, 1)
-            os._exit(0)
-        os.close(hold_r)
-        try:
+
+        def test() -> None:
             assert not any(_exclusive(address, pages))
             assert memory.unshare_pages() >= pages
             assert all(_exclusive(address, pages))
             assert memory.unshare_pages() == 0  # nothing is shared any more
-        finally:
-            os.close(hold_w)
-            os.waitpid(pid, 0)
+
+        _forked(test)
+    finally:
+        del buf
+        area.close()
+
+
+def test_unshare_pages_leaves_a_private_file_mapping_unwritten(tmp_path: Path) -> None:
+    """A page read from a private file mapping stays the file's page: copying it would not
+    spare the child a copy of its own."""
+    pages = 16
+    path = tmp_path / "data"
+    path.write_bytes(b"x" * (pages + 1) * mmap.PAGESIZE)
+    with open(path, "rb") as f:
+        area = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE,
+                         prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    buf = ctypes.c_char.from_buffer(area)
+    try:
+        address = ctypes.addressof(buf)
+        # one page written (so the fork copies this mapping's page table, as it does for
+        # python's .data), the others only read: the child shares them with us
+        area[pages * mmap.PAGESIZE] = ord("y")
+        assert sum(area[i * mmap.PAGESIZE] for i in range(pages)) == pages * ord("x")
+
+        def test() -> None:
+            assert all(e & PRESENT and e & FILE and not e & EXCLUSIVE
+                       for e in _entries(address, pages))
+            memory.unshare_pages()
+            assert all(e & PRESENT and e & FILE for e in _entries(address, pages))
+
+        _forked(test)
     finally:
         del buf
         area.close()

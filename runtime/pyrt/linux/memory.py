@@ -19,10 +19,12 @@ from pyrt.linux import syscalls as sc
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 # /proc/self/pagemap: one 64-bit entry per page, its flags in the top byte: present
-# (bit 63) and mapped by this process alone (bit 56). A page is shared when present and
-# not exclusive; _SHARED maps each top byte to 1 for that, else 0.
+# (bit 63), a file's page (bit 61) and mapped by this process alone (bit 56). We copy an
+# anonymous page that is present and not exclusive. A file's page (of a private mapping
+# never written, such as part of python's .data) is left: the init's write would copy it
+# whatever we do. _SHARED maps each top byte to 1 for a page to copy, else 0.
 _TOP_BYTE = 7 if sys.byteorder == "little" else 0
-_SHARED = bytes(1 if top & 0x81 == 0x80 else 0 for top in range(256))
+_SHARED = bytes(1 if top & 0xA1 == 0x80 else 0 for top in range(256))
 
 
 def _private_writable() -> list[tuple[int, int]]:
