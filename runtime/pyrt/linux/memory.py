@@ -3,11 +3,11 @@
 A forked init shares its pages with `pyrt create` copy-on-write. Each page it writes once
 inside the container's memory cgroup is copied and charged there, so a Python init would
 need a few hundred KiB of the container's limit for the runtime's own objects. So
-`pyrt create`, right after the fork, copies every page it still shares: its copies are
-charged to the caller, as the runtime's memory should be, and the init's pages become its
-own, written in place from then on. That runs on the other CPU while the init sets up,
-and the init joins memory only after it; what the init charges there is only what it
-newly allocates.
+`pyrt create`, right after the fork, copies every anonymous page it still shares: its
+copies are charged to the caller, as the runtime's memory should be, and the init's pages
+become its own, written in place from then on. That runs on the other CPU while the init
+sets up, and the init joins memory only after it; what the init charges there is only
+what it newly allocates.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _private_writable() -> list[tuple[int, int]]:
 
 
 def unshare_pages() -> int:
-    """Copy every present page this process still shares (with the init it forked);
+    """Copy every anonymous page this process still shares (with the init it forked);
     returns how many pages.
 
     Nothing is copied where /proc/self/pagemap is closed to us (a non-dumpable process
