@@ -11,7 +11,7 @@ ffibuilder.cdef((HERE / "shim.h").read_text().split("*/", 1)[1])
 ffibuilder.set_source(
     "pyrt._shim",
     '#include "shim.h"',
-    sources=[str(Path("csrc") / "shim.c")],
+    sources=[str(Path("csrc") / "shim.c"), str(Path("csrc") / "fork.c")],
     include_dirs=["csrc"],
     extra_compile_args=["-O2", "-Wall", "-Werror"],
 )

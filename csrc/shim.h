@@ -23,3 +23,6 @@ int pyrt_mount_setattr(int dirfd, const char *path, unsigned int flags,
                        unsigned long long propagation, int userns_fd);
 int pyrt_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path,
                     unsigned int flags);
+/* fork.c: os.fork() with the child born in the cgroup2 cgroup open at cgroup_fd
+ * (clone3 CLONE_INTO_CGROUP); 0 in the child, its pid in the parent, or -errno */
+int pyrt_fork_into_cgroup(int cgroup_fd);

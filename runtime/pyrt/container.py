@@ -118,7 +118,7 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
         own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         sc.unshare(sc.CLONE_NEWPID)
     parent_ch, child_ch = Channel.pair()
-    pid = os.fork()
+    pid = plan.cgroup_join.fork() if plan.cgroup_join is not None else os.fork()
     if pid == 0:
         parent_ch.close()
         init.child(plan, child_ch)
@@ -139,13 +139,12 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
             pid = grandchild
         # Our pages are shared with the init until one of us writes them. We copy ours
         # first, on the other CPU while it sets up, so that none is copied (and charged)
-        # in its memory cgroup. Then we add it where it cannot move itself (a hybrid
-        # host's cgroup2, all of cgroup v2: cgroups/base.py, SelfJoin; such a write waits
-        # for an RCU grace period, docs/performance.md) and say "go". It waits for that
-        # before it joins memory (v1) and makes its cgroup namespace.
+        # in its memory cgroup. Then we add it where it could not get in by itself (all
+        # of cgroup v2; cgroups/base.py, SelfJoin; such a write waits for an RCU grace
+        # period, docs/performance.md) and say "go". It waits for that before it joins
+        # memory (v1) and makes its cgroup namespace.
         memory.unshare_pages()
-        self_joined = plan.cgroup_join is not None
-        cgroup.add(pid, self_joined=self_joined)
+        cgroup.add(pid, plan.cgroup_join)
         parent_ch.send("go")
         while True:
             msg = parent_ch.recv(("hooks", "console", "seccomp", "ready"))
@@ -481,7 +480,7 @@ def exec_process(root: str, container_id: str, make_process: Any, *, detach: boo
         if not detach:
             sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # the process is our grandchild
         parent_ch, child_ch = Channel.pair()
-        first = os.fork()
+        first = cgroup_join.fork() if cgroup_join is not None else os.fork()
         if first == 0:
             parent_ch.close()
             exec_init.child(plan, child_ch)
@@ -496,7 +495,7 @@ def exec_process(root: str, container_id: str, make_process: Any, *, detach: boo
     try:
         pid = parent_ch.recv("pid")["pid"]
         os.waitpid(first, 0)
-        cgroup.add(pid, self_joined=cgroup_join is not None)
+        cgroup.add(pid, cgroup_join)
         parent_ch.send("go")
         if proc.terminal:
             master = _take_console(parent_ch.recv("console"), console_socket)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -369,7 +370,7 @@ def test_create_copies_cpuset_down(tree: FakeTree, monkeypatch: pytest.MonkeyPat
 
 def test_self_join_writes_zero_to_each_v1_tasks_file(tree: FakeTree) -> None:
     """A process moves itself in: "0" into each hierarchy's tasks file, memory apart;
-    add(..., self_joined=True) leaves those hierarchies alone."""
+    add(pid, join) leaves those hierarchies alone."""
     for path in tree.dirs.values():
         Path(path, "tasks").write_text("")
     join = driver(tree).open_self_join()
@@ -380,7 +381,7 @@ def test_self_join_writes_zero_to_each_v1_tasks_file(tree: FakeTree) -> None:
     join.enter(memory=True)
     assert Path(tree.dirs["memory"], "tasks").read_text() == "0"
     assert join.fds() == set()  # each fd is closed once written
-    driver(tree).add(4321, self_joined=True)
+    driver(tree).add(4321, join)
     assert tree.writes == []
 
 
@@ -394,9 +395,73 @@ def test_self_join_leaves_a_hybrid_hosts_cgroup2_to_add(tree: FakeTree,
     join = d.open_self_join()
     assert len(join.fds()) == 1
     join.close()
-    d.add(4321, self_joined=True)
+    d.add(4321, join)  # a plain fork (not born there): the cgroup2 write is ours
     assert [w for w in tree.writes if w[1] == "4321"] == [
         (os.path.relpath(unified / "cgroup.procs", tree.top), "4321")]
+
+
+UNIFIED = "/sys/fs/cgroup/unified"
+
+
+def _fork_and_report_cgroup2(join: base.SelfJoin) -> str:
+    """join.fork(); the child writes the cgroup2 line of its /proc/self/cgroup, read at
+    its first step, to a pipe, and exits."""
+    r, w = os.pipe()
+    pid = join.fork()
+    if pid == 0:
+        try:
+            with open("/proc/self/cgroup", "rb") as f:
+                os.write(w, next(line for line in f if line.startswith(b"0::")))
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        return os.read(r, 4096).decode().strip()
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+
+
+@pytest.fixture
+def cgroup2_dir() -> Iterator[str]:
+    """A scratch cgroup of our own on a hybrid host's cgroup2 hierarchy (skip elsewhere)."""
+    if not os.path.exists(f"{UNIFIED}/cgroup.controllers") or os.geteuid() != 0:
+        pytest.skip("needs root on a hybrid host (cgroup2 at /sys/fs/cgroup/unified)")
+    path = f"{UNIFIED}/pyrt-unit-{os.getpid()}"
+    os.mkdir(path)
+    yield path
+    os.rmdir(path)
+
+
+def test_self_join_fork_is_born_in_the_hybrid_cgroup2(cgroup2_dir: str) -> None:
+    """The child is in its cgroup2 cgroup from its first step: no move for add() to make
+    (a move waits for an RCU grace period), so add() writes nothing there."""
+    join = base.SelfJoin([], cgroup2_dir=cgroup2_dir)
+    try:
+        assert _fork_and_report_cgroup2(join) == f"0::{cgroup2_dir.removeprefix(UNIFIED)}"
+        assert join.born_in_cgroup2
+    finally:
+        join.close()
+
+
+def test_self_join_fork_falls_back_to_a_plain_fork(cgroup2_dir: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel without CLONE_INTO_CGROUP (before 5.7; mocked: this one has it): a plain
+    fork, in our own cgroup2 cgroup, and add() moves the child as before."""
+    from pyrt.linux import syscalls as sc
+
+    def no_clone3(_fd: int) -> int:
+        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+
+    monkeypatch.setattr(sc, "fork_into_cgroup", no_clone3)
+    with open("/proc/self/cgroup") as f:
+        ours = next(line for line in f if line.startswith("0::")).strip()
+    join = base.SelfJoin([], cgroup2_dir=cgroup2_dir)
+    try:
+        assert _fork_and_report_cgroup2(join) == ours
+        assert not join.born_in_cgroup2
+    finally:
+        join.close()
 
 
 def test_self_join_open_failure_is_one_line(tree: FakeTree) -> None:

@@ -160,14 +160,14 @@ class Cgroup:
         raise NotImplementedError
 
     def open_self_join(self) -> SelfJoin | None:
-        """What a new process moves itself in with (v1; None if the driver has nothing):
-        add(..., self_joined=True) then covers only the other hierarchies."""
+        """What a new process gets in with by itself (v1; None if the driver has nothing):
+        add(pid, join) then covers only the rest."""
         return None
 
-    def add(self, pid: int, self_joined: bool = False) -> None:
+    def add(self, pid: int, join: SelfJoin | None = None) -> None:
         """Move a process into the cgroup, on every hierarchy (memory last: the pages it
-        touches from then on are charged there); `self_joined`: only where
-        open_self_join() could not help."""
+        touches from then on are charged there); with `join`, the process it was made
+        for: only where it could not get in by itself."""
         raise NotImplementedError
 
     def pids(self) -> list[int]:
@@ -197,24 +197,51 @@ class Cgroup:
 
 
 class SelfJoin:
-    """Open v1 `tasks` files a new process moves itself into its cgroup with, writing
-    "0" while it has one thread.
+    """How a new process gets into its cgroup without the runtime moving it: open v1
+    `tasks` files it moves itself in with, writing "0" while it has one thread; and a
+    hybrid host's cgroup2 cgroup, which it is born in (fork()).
 
     Writing a pid to cgroup.procs (or tasks) takes a global kernel lock for writing
     (cgroup_threadgroup_rwsem), and the first writer after a quiet spell waits for an RCU
-    grace period: 5 to 25 ms here. A single thread moving itself needs no such lock.
+    grace period: 5 to 25 ms here. A single thread moving itself needs no such lock, and
+    neither does a process born in its cgroup.
     """
 
-    def __init__(self, files: list[tuple[str, bool]]) -> None:
-        """`files`: (path of a tasks file, whether its hierarchy is memory)."""
+    def __init__(self, files: list[tuple[str, bool]], cgroup2_dir: str = "") -> None:
+        """`files`: (path of a tasks file, whether its hierarchy is memory);
+        `cgroup2_dir`: a hybrid host's cgroup2 cgroup (no controllers there, so the
+        child is charged nothing for being born in it)."""
         self._open: dict[bool, list[tuple[str, int]]] = {False: [], True: []}
+        self._cgroup2_fd = -1
+        self.born_in_cgroup2 = False  # set by fork()
+        path = cgroup2_dir
         try:
+            if cgroup2_dir:
+                self._cgroup2_fd = os.open(cgroup2_dir,
+                                           os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             for path, memory in files:
                 fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
                 self._open[memory].append((path, fd))
         except OSError as e:
             self.close()
             raise PyrtError(f"cgroup {path}", e.strerror or str(e)) from None
+
+    def fork(self) -> int:
+        """os.fork(), the child born in the cgroup2 cgroup if there is one, so that
+        add() need not move it there. Where that fails (a kernel before 5.7 has no
+        CLONE_INTO_CGROUP; or the cgroup refuses the child), a plain fork, and add()
+        moves it as before."""
+        if self._cgroup2_fd >= 0:
+            from pyrt.linux import syscalls as sc
+
+            try:
+                pid = sc.fork_into_cgroup(self._cgroup2_fd)
+            except OSError:
+                pass
+            else:
+                self.born_in_cgroup2 = True
+                return pid
+        return os.fork()
 
     def fds(self) -> set[int]:
         return {fd for files in self._open.values() for _, fd in files}
@@ -236,6 +263,9 @@ class SelfJoin:
         for files in self._open.values():
             while files:
                 os.close(files.pop()[1])
+        if self._cgroup2_fd >= 0:
+            os.close(self._cgroup2_fd)
+            self._cgroup2_fd = -1
 
 
 class OomWatch:

@@ -236,15 +236,20 @@ class CgroupV1(Cgroup):
         return read_int(f"{path}/memory.usage_in_bytes") if path else 0
 
     def open_self_join(self) -> SelfJoin:
-        """Every hierarchy's `tasks` file but a hybrid host's cgroup2 (which has none)."""
+        """Every hierarchy's `tasks` file, and a hybrid host's cgroup2 cgroup to be born
+        in (it has no `tasks`)."""
         return SelfJoin([(f"{path}/tasks", "memory" in hierarchy.split(","))
-                         for hierarchy, path in self.dirs.items() if hierarchy])
+                         for hierarchy, path in self.dirs.items() if hierarchy],
+                        cgroup2_dir=self.dirs.get("", ""))
 
-    def add(self, pid: int, self_joined: bool = False) -> None:
+    def add(self, pid: int, join: SelfJoin | None = None) -> None:
         for hierarchy, path in sorted(self.dirs.items(),
                                       key=lambda item: "memory" in item[0].split(",")):
-            if not (self_joined and hierarchy):
-                write(f"{path}/cgroup.procs", str(pid))
+            # with `join`, the process moved itself into each v1 hierarchy, and was born
+            # in the cgroup2 one ("") when join.fork() could do that
+            if join is not None and (hierarchy or join.born_in_cgroup2):
+                continue
+            write(f"{path}/cgroup.procs", str(pid))
 
     def pids(self) -> list[int]:
         path = self._dir("pids") or self._dir("freezer") or next(iter(self.dirs.values()), "")

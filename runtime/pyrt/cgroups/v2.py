@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from pyrt.cgroups.base import SelfJoin
     from pyrt.cgroups.device_rules import DeviceRule
 
 ROOT = "/sys/fs/cgroup"
@@ -258,7 +259,7 @@ class CgroupV2(Cgroup):
     def memory_usage(self) -> int:
         return read_int(f"{self.path}/memory.current")
 
-    def add(self, pid: int, self_joined: bool = False) -> None:
+    def add(self, pid: int, join: SelfJoin | None = None) -> None:
         write(f"{self.path}/cgroup.procs", str(pid))
 
     def pids(self) -> list[int]:

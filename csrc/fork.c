@@ -1,0 +1,35 @@
+/* os.fork() into a cgroup2 cgroup: see shim.h. The one function here that works with
+ * the interpreter: it takes the same steps around the fork as CPython's os.fork(). */
+#include <Python.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+/* struct clone_args of <linux/sched.h>, up to `cgroup` (CLONE_ARGS_SIZE_VER2) */
+struct pyrt_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+        set_tid, set_tid_size, cgroup;
+};
+#define PYRT_CLONE_INTO_CGROUP 0x200000000ULL
+
+int pyrt_fork_into_cgroup(int cgroup_fd)
+{
+    struct pyrt_clone_args args = { .flags = PYRT_CLONE_INTO_CGROUP,
+                                    .exit_signal = SIGCHLD, .cgroup = (uint64_t)cgroup_fd };
+    /* cffi calls us without the GIL; the interpreter's fork hooks need it */
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyOS_BeforeFork();
+    long pid = syscall(SYS_clone3, &args, sizeof(args));
+    int err = errno;
+    if (pid == 0)
+        PyOS_AfterFork_Child();
+    else
+        PyOS_AfterFork_Parent();
+    PyGILState_Release(gil);
+    return pid < 0 ? -err : (int)pid;
+}
