@@ -480,7 +480,9 @@ def exec_process(root: str, container_id: str, make_process: Any, *, detach: boo
         if not detach:
             sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # the process is our grandchild
         parent_ch, child_ch = Channel.pair()
-        first = cgroup_join.fork() if cgroup_join is not None else os.fork()
+        # a plain fork: this child stays on the host's side (the process is its child),
+        # so it must not be born in the container's cgroup2 cgroup (SelfJoin.fork)
+        first = os.fork()
         if first == 0:
             parent_ch.close()
             exec_init.child(plan, child_ch)
