@@ -118,7 +118,7 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
         own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         sc.unshare(sc.CLONE_NEWPID)
     parent_ch, child_ch = Channel.pair()
-    pid = plan.cgroup_join.fork() if plan.cgroup_join is not None else os.fork()
+    pid, born = plan.cgroup_join.fork() if plan.cgroup_join is not None else (os.fork(), False)
     if pid == 0:
         parent_ch.close()
         init.child(plan, child_ch)
@@ -144,7 +144,7 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
         # period, docs/performance.md) and say "go". It waits for that before it joins
         # memory (v1) and makes its cgroup namespace.
         memory.unshare_pages()
-        cgroup.add(pid, plan.cgroup_join)
+        cgroup.add(pid, plan.cgroup_join, born_in_cgroup2=born)
         parent_ch.send("go")
         while True:
             msg = parent_ch.recv(("hooks", "console", "seccomp", "ready"))
@@ -480,8 +480,8 @@ def exec_process(root: str, container_id: str, make_process: Any, *, detach: boo
         if not detach:
             sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)  # the process is our grandchild
         parent_ch, child_ch = Channel.pair()
-        # a plain fork: this child stays on the host's side (the process is its child),
-        # so it must not be born in the container's cgroup2 cgroup (SelfJoin.fork)
+        # a plain fork: this child stays on the host's side and forks the process (born
+        # in the container's cgroup2 cgroup, SelfJoin.fork, where it can be)
         first = os.fork()
         if first == 0:
             parent_ch.close()
@@ -495,9 +495,10 @@ def exec_process(root: str, container_id: str, make_process: Any, *, detach: boo
     pid = 0
     master = None
     try:
-        pid = parent_ch.recv("pid")["pid"]
+        msg = parent_ch.recv("pid")
+        pid = msg["pid"]
         os.waitpid(first, 0)
-        cgroup.add(pid, cgroup_join)
+        cgroup.add(pid, cgroup_join, born_in_cgroup2=msg["born_in_cgroup2"])
         parent_ch.send("go")
         if proc.terminal:
             master = _take_console(parent_ch.recv("console"), console_socket)

@@ -53,7 +53,8 @@ class ExecPlan:
 def child(plan: ExecPlan, ch: Channel) -> NoReturn:
     """Entry point of the forked child; never returns."""
     try:
-        joins = plan.cgroup_join.fds() if plan.cgroup_join else set()
+        joins = plan.cgroup_join.fds() | plan.cgroup_join.fork_fds() if plan.cgroup_join \
+            else set()
         process.close_fds_except({ch.fileno(), *plan.ns_fds.values(), *joins,
                                   *range(3 + plan.preserve_fds)})
         process.default_signals()
@@ -68,11 +69,15 @@ def child(plan: ExecPlan, ch: Channel) -> NoReturn:
         host_proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) \
             if plan.lsm else -1
         caps.preload()  # while the host's filesystem is still ours to import from
-        namespaces.join(plan.ns_fds)
-        pid = os.fork()
+        # The cgroup namespace after the fork: the process is born in the container's
+        # cgroup2 cgroup where it can be (SelfJoin.fork), and the kernel refuses a clone
+        # into a cgroup outside the caller's cgroup namespace.
+        namespaces.join(plan.ns_fds, skip=("cgroup",))
+        pid, born = plan.cgroup_join.fork() if plan.cgroup_join else (os.fork(), False)
         if pid:
-            ch.send("pid", pid=pid)
+            ch.send("pid", pid=pid, born_in_cgroup2=born)
             os._exit(0)
+        namespaces.join(plan.ns_fds)
         if host_proc >= 0:
             _apply_lsm(plan.process, host_proc)
         _become(plan, ch)

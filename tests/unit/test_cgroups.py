@@ -395,7 +395,7 @@ def test_self_join_leaves_a_hybrid_hosts_cgroup2_to_add(tree: FakeTree,
     join = d.open_self_join()
     assert len(join.fds()) == 1
     join.close()
-    d.add(4321, join)  # a plain fork (not born there): the cgroup2 write is ours
+    d.add(4321, join)  # not born there: the cgroup2 write is ours
     assert [w for w in tree.writes if w[1] == "4321"] == [
         (os.path.relpath(unified / "cgroup.procs", tree.top), "4321")]
 
@@ -403,11 +403,12 @@ def test_self_join_leaves_a_hybrid_hosts_cgroup2_to_add(tree: FakeTree,
 UNIFIED = "/sys/fs/cgroup/unified"
 
 
-def _fork_and_report_cgroup2(join: base.SelfJoin) -> str:
+def _fork_and_report_cgroup2(join: base.SelfJoin) -> tuple[str, bool]:
     """join.fork(); the child writes the cgroup2 line of its /proc/self/cgroup, read at
-    its first step, to a pipe, and exits."""
+    its first step, to a pipe, and exits. Returns that line and whether fork() says the
+    child was born in the cgroup2 cgroup."""
     r, w = os.pipe()
-    pid = join.fork()
+    pid, born = join.fork()
     if pid == 0:
         try:
             with open("/proc/self/cgroup", "rb") as f:
@@ -416,7 +417,7 @@ def _fork_and_report_cgroup2(join: base.SelfJoin) -> str:
             os._exit(0)
     os.close(w)
     try:
-        return os.read(r, 4096).decode().strip()
+        return os.read(r, 4096).decode().strip(), born
     finally:
         os.close(r)
         os.waitpid(pid, 0)
@@ -438,8 +439,8 @@ def test_self_join_fork_is_born_in_the_hybrid_cgroup2(cgroup2_dir: str) -> None:
     (a move waits for an RCU grace period), so add() writes nothing there."""
     join = base.SelfJoin([], cgroup2_dir=cgroup2_dir)
     try:
-        assert _fork_and_report_cgroup2(join) == f"0::{cgroup2_dir.removeprefix(UNIFIED)}"
-        assert join.born_in_cgroup2
+        assert _fork_and_report_cgroup2(join) == (
+            f"0::{cgroup2_dir.removeprefix(UNIFIED)}", True)
     finally:
         join.close()
 
@@ -458,8 +459,7 @@ def test_self_join_fork_falls_back_to_a_plain_fork(cgroup2_dir: str,
         ours = next(line for line in f if line.startswith("0::")).strip()
     join = base.SelfJoin([], cgroup2_dir=cgroup2_dir)
     try:
-        assert _fork_and_report_cgroup2(join) == ours
-        assert not join.born_in_cgroup2
+        assert _fork_and_report_cgroup2(join) == (ours, False)
     finally:
         join.close()
 

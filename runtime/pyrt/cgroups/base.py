@@ -164,10 +164,12 @@ class Cgroup:
         add(pid, join) then covers only the rest."""
         return None
 
-    def add(self, pid: int, join: SelfJoin | None = None) -> None:
+    def add(self, pid: int, join: SelfJoin | None = None, born_in_cgroup2: bool = False
+            ) -> None:
         """Move a process into the cgroup, on every hierarchy (memory last: the pages it
         touches from then on are charged there); with `join`, the process it was made
-        for: only where it could not get in by itself."""
+        for: only where it could not get in by itself (and `born_in_cgroup2`: what
+        join.fork() said)."""
         raise NotImplementedError
 
     def pids(self) -> list[int]:
@@ -213,7 +215,6 @@ class SelfJoin:
         child is charged nothing for being born in it)."""
         self._open: dict[bool, list[tuple[str, int]]] = {False: [], True: []}
         self._cgroup2_fd = -1
-        self.born_in_cgroup2 = False  # set by fork()
         path = cgroup2_dir
         try:
             if cgroup2_dir:
@@ -226,25 +227,34 @@ class SelfJoin:
             self.close()
             raise PyrtError(f"cgroup {path}", e.strerror or str(e)) from None
 
-    def fork(self) -> int:
+    def fork(self) -> tuple[int, bool]:
         """os.fork(), the child born in the cgroup2 cgroup if there is one, so that
-        add() need not move it there. Where that fails (a kernel before 5.7 has no
-        CLONE_INTO_CGROUP; or the cgroup refuses the child), a plain fork, and add()
-        moves it as before."""
+        add() need not move it there: (pid, whether it was born there). Where that fails
+        (a kernel before 5.7 has no CLONE_INTO_CGROUP; or the cgroup refuses the child,
+        as it does outside our cgroup namespace), a plain fork, and add() moves it as
+        before. The child keeps the tasks files and closes the cgroup2 directory."""
+        pid, born = -1, False
         if self._cgroup2_fd >= 0:
             from pyrt.linux import syscalls as sc
 
             try:
-                pid = sc.fork_into_cgroup(self._cgroup2_fd)
+                pid, born = sc.fork_into_cgroup(self._cgroup2_fd), True
             except OSError:
                 pass
-            else:
-                self.born_in_cgroup2 = True
-                return pid
-        return os.fork()
+        if pid < 0:
+            pid = os.fork()
+        if pid == 0 and self._cgroup2_fd >= 0:
+            os.close(self._cgroup2_fd)
+            self._cgroup2_fd = -1
+        return pid, born
 
     def fds(self) -> set[int]:
+        """What the new process moves itself in with."""
         return {fd for files in self._open.values() for _, fd in files}
+
+    def fork_fds(self) -> set[int]:
+        """What a process that forks the new one must keep for fork()."""
+        return {self._cgroup2_fd} if self._cgroup2_fd >= 0 else set()
 
     def enter(self, memory: bool) -> None:
         """Move the calling process (one thread) in: the memory hierarchy, or the others."""

@@ -242,12 +242,13 @@ class CgroupV1(Cgroup):
                          for hierarchy, path in self.dirs.items() if hierarchy],
                         cgroup2_dir=self.dirs.get("", ""))
 
-    def add(self, pid: int, join: SelfJoin | None = None) -> None:
+    def add(self, pid: int, join: SelfJoin | None = None, born_in_cgroup2: bool = False
+            ) -> None:
         for hierarchy, path in sorted(self.dirs.items(),
                                       key=lambda item: "memory" in item[0].split(",")):
-            # with `join`, the process moved itself into each v1 hierarchy, and was born
-            # in the cgroup2 one ("") when join.fork() could do that
-            if join is not None and (hierarchy or join.born_in_cgroup2):
+            # with `join`, the process moved itself into each v1 hierarchy; the cgroup2
+            # one ("") is ours to write unless it was born there
+            if (join is not None and hierarchy) or (not hierarchy and born_in_cgroup2):
                 continue
             write(f"{path}/cgroup.procs", str(pid))
 

@@ -259,7 +259,8 @@ class CgroupV2(Cgroup):
     def memory_usage(self) -> int:
         return read_int(f"{self.path}/memory.current")
 
-    def add(self, pid: int, join: SelfJoin | None = None) -> None:
+    def add(self, pid: int, join: SelfJoin | None = None, born_in_cgroup2: bool = False
+            ) -> None:
         write(f"{self.path}/cgroup.procs", str(pid))
 
     def pids(self) -> list[int]:
