@@ -17,7 +17,7 @@ struct pyrt_clone_args {
 };
 #define PYRT_CLONE_INTO_CGROUP 0x200000000ULL
 
-int pyrt_fork_into_cgroup(int cgroup_fd)
+int pyrt_fork_into_cgroup(int cgroup_fd, int hold_fd, int release_fd)
 {
     struct pyrt_clone_args args = { .flags = PYRT_CLONE_INTO_CGROUP,
                                     .exit_signal = SIGCHLD, .cgroup = (uint64_t)cgroup_fd };
@@ -26,10 +26,17 @@ int pyrt_fork_into_cgroup(int cgroup_fd)
     PyOS_BeforeFork();
     long pid = syscall(SYS_clone3, &args, sizeof(args));
     int err = errno;
-    if (pid == 0)
+    if (pid == 0) {
+        if (hold_fd >= 0) {  /* see shim.h: nothing written yet but the stack */
+            char byte;
+            close(release_fd);
+            while (read(hold_fd, &byte, 1) < 0 && errno == EINTR)
+                ;
+        }
         PyOS_AfterFork_Child();
-    else
+    } else {
         PyOS_AfterFork_Parent();
+    }
     PyGILState_Release(gil);
     return pid < 0 ? -err : (int)pid;
 }

@@ -24,5 +24,9 @@ int pyrt_mount_setattr(int dirfd, const char *path, unsigned int flags,
 int pyrt_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path,
                     unsigned int flags);
 /* fork.c: os.fork() with the child born in the cgroup2 cgroup open at cgroup_fd
- * (clone3 CLONE_INTO_CGROUP); 0 in the child, its pid in the parent, or -errno */
-int pyrt_fork_into_cgroup(int cgroup_fd);
+ * (clone3 CLONE_INTO_CGROUP); 0 in the child, its pid in the parent, or -errno.
+ * With a pipe's ends in hold_fd and release_fd (else -1), the child closes release_fd
+ * and waits for EOF on hold_fd (the parent closes its release_fd, or dies) before the
+ * interpreter runs again: until then it writes nothing but its stack, so it copies (and
+ * the cgroup's memory controller charges it) a page or two at most. */
+int pyrt_fork_into_cgroup(int cgroup_fd, int hold_fd, int release_fd);

@@ -118,7 +118,8 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
         own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         sc.unshare(sc.CLONE_NEWPID)
     parent_ch, child_ch = Channel.pair()
-    pid, born = plan.cgroup_join.fork() if plan.cgroup_join is not None else (os.fork(), False)
+    join = plan.cgroup_join
+    pid, born = join.fork(hold=True) if join is not None else (os.fork(), False)
     if pid == 0:
         parent_ch.close()
         init.child(plan, child_ch)
@@ -129,6 +130,13 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
     master = None
     runtime_hooks = plan.create_hooks
     try:
+        # Our pages are shared with the init until one of us writes them. We copy ours
+        # first, so that none is copied (and charged) in its memory cgroup: on v1 on the
+        # other CPU while it sets up, before it joins memory; on cgroup v2, where it was
+        # born in its cgroup (cgroups/base.py, SelfJoin), while it waits to be released.
+        memory.unshare_pages()
+        if join is not None:
+            join.release()
         if plan.new_user:
             parent_ch.recv("userns")
             userns.write_id_maps(pid, plan.config.linux)
@@ -137,14 +145,10 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
             grandchild = parent_ch.recv("pid")["pid"]
             os.waitpid(pid, 0)
             pid = grandchild
-        # Our pages are shared with the init until one of us writes them. We copy ours
-        # first, on the other CPU while it sets up, so that none is copied (and charged)
-        # in its memory cgroup. Then we add it where it could not get in by itself (all
-        # of cgroup v2; cgroups/base.py, SelfJoin; such a write waits for an RCU grace
-        # period, docs/performance.md) and say "go". It waits for that before it joins
-        # memory (v1) and makes its cgroup namespace.
-        memory.unshare_pages()
-        cgroup.add(pid, plan.cgroup_join, born_in_cgroup2=born)
+        # Then we add it where it could not get in by itself (such a write waits for an
+        # RCU grace period, docs/performance.md) and say "go". It waits for that before
+        # it joins memory (v1) and makes its cgroup namespace.
+        cgroup.add(pid, join, born_in_cgroup2=born)
         parent_ch.send("go")
         while True:
             msg = parent_ch.recv(("hooks", "console", "seccomp", "ready"))

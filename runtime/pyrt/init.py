@@ -5,7 +5,8 @@ fork, so the child only acts. The child reports each step over the sync Channel;
 error becomes one message and exit, never a traceback.
 
 Order, as runc's: join every cgroup hierarchy but memory (cgroups/base.py, SelfJoin;
-the parent adds us where we cannot move ourselves); write oom_score_adj and become
+on cgroup v2 we are born in the cgroup, held until the parent has copied the pages we
+share; the parent adds us where we could not get in by ourselves); write oom_score_adj and become
 non-dumpable (until execve: CVE-2019-5736); join namespaces given by path (user first);
 make a user namespace and wait for its id maps (and make the time namespace then, while
 our /proc entries are still ours); make the other namespaces (a new pid namespace inside
@@ -229,7 +230,7 @@ def _enter_cgroup(plan: Plan, ch: Channel) -> None:
     if plan.in_cgroup:
         return
     # "go": the parent has taken back the pages we shared (they would be copied, and
-    # charged, in there) and added us where we cannot move ourselves (all of cgroup v2)
+    # charged, in there) and added us where we could not get in by ourselves
     ch.recv("go")
     if plan.cgroup_join is not None:
         plan.cgroup_join.enter(memory=True)

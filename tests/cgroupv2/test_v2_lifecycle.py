@@ -2,11 +2,48 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
 import pytest
 import rthelpers as h
-from v2helpers import cgdir, cgread, keyed, start_and_wait_ready
+from v2helpers import MiB, cgdir, cgread, keyed, start_and_wait_ready
 
 BACKGROUND = "sleep 1000 & echo >/ready; exec sleep 1000"
+TRACING = Path("/sys/kernel/tracing")
+
+
+@pytest.fixture
+def cgroup_moves() -> Iterator[Callable[[], list[str]]]:
+    """A private ftrace instance of the kernel's cgroup_attach_task event, which a move
+    into a cgroup fires (a write to cgroup.procs), and a birth there does not; the
+    function returns the events so far."""
+    if not (TRACING / "instances").is_dir():
+        pytest.skip("no tracefs at /sys/kernel/tracing")
+    instance = TRACING / "instances" / f"pyrt-tests-{os.getpid()}"
+    instance.mkdir()
+    try:
+        (instance / "events/cgroup/cgroup_attach_task/enable").write_text("1")
+        yield lambda: [line for line in (instance / "trace").read_text().splitlines()
+                       if "cgroup_attach_task:" in line]
+    finally:
+        instance.rmdir()
+
+
+@pytest.mark.pyrt_only  # runc 1.1.5 writes both pids to cgroup.procs
+def test_init_and_exec_are_born_in_the_cgroup(rt, bundle_with, cgroup_moves):
+    """Nothing is moved into the container's cgroup: the init and an exec'd process are
+    born there (clone3 with CLONE_INTO_CGROUP), so no pyrt command waits for the RCU
+    grace period a move waits for (docs/performance.md). The init waits, untouched,
+    until `create` has copied the pages they share: see
+    test_runtime_memory_is_not_charged_to_the_container."""
+    b = bundle_with({"memory": {"limit": 64 * MiB}})
+    st = rt.create_started(b)
+    h.assert_ok(rt("exec", b.id, "true"))
+    assert cgread(b, "cgroup.procs").split() == [str(st["pid"])]
+    moved_in = [e for e in cgroup_moves() if f" dst_path={b.cgroup_path} " in e]
+    assert not moved_in
 
 
 def test_pause_resume_freezes_the_cgroup(rt, bundle_with):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -400,15 +401,30 @@ def test_self_join_leaves_a_hybrid_hosts_cgroup2_to_add(tree: FakeTree,
         (os.path.relpath(unified / "cgroup.procs", tree.top), "4321")]
 
 
+def test_v2_add_writes_only_a_pid_not_born_there(tmp_path: Path) -> None:
+    """On cgroup v2 the cgroup is one to be born in, where memory is charged (so
+    create holds its init: SelfJoin.fork); add() writes cgroup.procs only for a process
+    that was not born there."""
+    (tmp_path / "cgroup.procs").write_text("")
+    d = v2.CgroupV2(str(tmp_path))
+    join = d.open_self_join()
+    assert join.fds() == set() and join.fork_fds()
+    join.close()
+    d.add(4321, join, born_in_cgroup2=True)
+    assert (tmp_path / "cgroup.procs").read_text() == ""
+    d.add(4321, join)
+    assert (tmp_path / "cgroup.procs").read_text() == "4321"
+
+
 UNIFIED = "/sys/fs/cgroup/unified"
 
 
-def _fork_and_report_cgroup2(join: base.SelfJoin) -> tuple[str, bool]:
-    """join.fork(); the child writes the cgroup2 line of its /proc/self/cgroup, read at
+def _fork_and_report_cgroup2(join: base.SelfJoin, hold: bool = False) -> tuple[str, bool]:
+    """join.fork(hold); the child writes the cgroup2 line of its /proc/self/cgroup, read at
     its first step, to a pipe, and exits. Returns that line and whether fork() says the
     child was born in the cgroup2 cgroup."""
     r, w = os.pipe()
-    pid, born = join.fork()
+    pid, born = join.fork(hold)
     if pid == 0:
         try:
             with open("/proc/self/cgroup", "rb") as f:
@@ -417,9 +433,17 @@ def _fork_and_report_cgroup2(join: base.SelfJoin) -> tuple[str, bool]:
             os._exit(0)
     os.close(w)
     try:
+        if born and hold:
+            # held in the shim: blocked in read(2) (0 on x86_64), the interpreter not
+            # yet back, so it has not written its line
+            assert not select.select([r], [], [], 0.5)[0]
+            with open(f"/proc/{pid}/syscall") as f:
+                assert f.read().split()[0] == "0"
+            join.release()
         return os.read(r, 4096).decode().strip(), born
     finally:
         os.close(r)
+        join.release()
         os.waitpid(pid, 0)
 
 
@@ -445,23 +469,38 @@ def test_self_join_fork_is_born_in_the_hybrid_cgroup2(cgroup2_dir: str) -> None:
         join.close()
 
 
+def test_self_join_fork_holds_the_child_until_release(cgroup2_dir: str) -> None:
+    """Where the cgroup2 cgroup charges memory (cgroup v2), fork(hold=True): the child is
+    born there and waits, before the interpreter runs again, until release(). The caller
+    copies the pages they share meanwhile, so that the cgroup is not charged for them
+    (tests/cgroupv2: test_runtime_memory_is_not_charged_to_the_container)."""
+    join = base.SelfJoin([], cgroup2_dir=cgroup2_dir, cgroup2_memory=True)
+    try:
+        assert _fork_and_report_cgroup2(join, hold=True) == (
+            f"0::{cgroup2_dir.removeprefix(UNIFIED)}", True)
+    finally:
+        join.close()
+
+
 def test_self_join_fork_falls_back_to_a_plain_fork(cgroup2_dir: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A kernel without CLONE_INTO_CGROUP (before 5.7; mocked: this one has it): a plain
     fork, in our own cgroup2 cgroup, and add() moves the child as before."""
     from pyrt.linux import syscalls as sc
 
-    def no_clone3(_fd: int) -> int:
+    def no_clone3(_fd: int, _hold: tuple[int, int] = (-1, -1)) -> int:
         raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
 
     monkeypatch.setattr(sc, "fork_into_cgroup", no_clone3)
     with open("/proc/self/cgroup") as f:
         ours = next(line for line in f if line.startswith("0::")).strip()
-    join = base.SelfJoin([], cgroup2_dir=cgroup2_dir)
+    fds = os.listdir("/proc/self/fd")
+    join = base.SelfJoin([], cgroup2_dir=cgroup2_dir, cgroup2_memory=True)
     try:
-        assert _fork_and_report_cgroup2(join) == (ours, False)
+        assert _fork_and_report_cgroup2(join, hold=True) == (ours, False)  # nothing held
     finally:
         join.close()
+    assert os.listdir("/proc/self/fd") == fds
 
 
 def test_self_join_open_failure_is_one_line(tree: FakeTree) -> None:

@@ -160,8 +160,8 @@ class Cgroup:
         raise NotImplementedError
 
     def open_self_join(self) -> SelfJoin | None:
-        """What a new process gets in with by itself (v1; None if the driver has nothing):
-        add(pid, join) then covers only the rest."""
+        """What a new process gets in with by itself (v1 tasks files, a cgroup2 cgroup to
+        be born in; None if the driver has nothing): add(pid, join) covers the rest."""
         return None
 
     def add(self, pid: int, join: SelfJoin | None = None, born_in_cgroup2: bool = False
@@ -201,7 +201,7 @@ class Cgroup:
 class SelfJoin:
     """How a new process gets into its cgroup without the runtime moving it: open v1
     `tasks` files it moves itself in with, writing "0" while it has one thread; and a
-    hybrid host's cgroup2 cgroup, which it is born in (fork()).
+    cgroup2 cgroup (a hybrid host's, or cgroup v2's own), which it is born in (fork()).
 
     Writing a pid to cgroup.procs (or tasks) takes a global kernel lock for writing
     (cgroup_threadgroup_rwsem), and the first writer after a quiet spell waits for an RCU
@@ -209,12 +209,15 @@ class SelfJoin:
     neither does a process born in its cgroup.
     """
 
-    def __init__(self, files: list[tuple[str, bool]], cgroup2_dir: str = "") -> None:
+    def __init__(self, files: list[tuple[str, bool]], cgroup2_dir: str = "",
+                 cgroup2_memory: bool = False) -> None:
         """`files`: (path of a tasks file, whether its hierarchy is memory);
-        `cgroup2_dir`: a hybrid host's cgroup2 cgroup (no controllers there, so the
-        child is charged nothing for being born in it)."""
+        `cgroup2_dir`: the cgroup2 cgroup to be born in; `cgroup2_memory`: whether it
+        charges memory (cgroup v2; a hybrid host's cgroup2 has no controllers)."""
         self._open: dict[bool, list[tuple[str, int]]] = {False: [], True: []}
         self._cgroup2_fd = -1
+        self._cgroup2_memory = cgroup2_memory
+        self._release_fd = -1
         path = cgroup2_dir
         try:
             if cgroup2_dir:
@@ -227,26 +230,49 @@ class SelfJoin:
             self.close()
             raise PyrtError(f"cgroup {path}", e.strerror or str(e)) from None
 
-    def fork(self) -> tuple[int, bool]:
+    def fork(self, hold: bool = False) -> tuple[int, bool]:
         """os.fork(), the child born in the cgroup2 cgroup if there is one, so that
         add() need not move it there: (pid, whether it was born there). Where that fails
         (a kernel before 5.7 has no CLONE_INTO_CGROUP; or the cgroup refuses the child,
         as it does outside our cgroup namespace), a plain fork, and add() moves it as
-        before. The child keeps the tasks files and closes the cgroup2 directory."""
+        before. The child keeps the tasks files and closes the cgroup2 directory.
+
+        With `hold`, a child born where memory is charged waits, having written nothing
+        but its stack, until release(): meanwhile the caller copies the pages they
+        share (linux/memory.py), so that the copies are charged to it, not the cgroup."""
         pid, born = -1, False
         if self._cgroup2_fd >= 0:
-            from pyrt.linux import syscalls as sc
-
-            try:
-                pid, born = sc.fork_into_cgroup(self._cgroup2_fd), True
-            except OSError:
-                pass
+            pid = self._fork_into_cgroup2(hold and self._cgroup2_memory)
+            born = pid >= 0
         if pid < 0:
             pid = os.fork()
         if pid == 0 and self._cgroup2_fd >= 0:
             os.close(self._cgroup2_fd)
             self._cgroup2_fd = -1
+            self._release_fd = -1  # closed in the shim, before the child went on
         return pid, born
+
+    def _fork_into_cgroup2(self, hold: bool) -> int:
+        """The child's pid (0 in the child), or -1 where the kernel refused."""
+        from pyrt.linux import syscalls as sc
+
+        hold_fd = -1
+        if hold:
+            hold_fd, self._release_fd = os.pipe2(os.O_CLOEXEC)
+        try:
+            return sc.fork_into_cgroup(self._cgroup2_fd, (hold_fd, self._release_fd))
+        except OSError:
+            self.release()
+            return -1
+        finally:
+            if hold_fd >= 0:
+                os.close(hold_fd)
+
+    def release(self) -> None:
+        """Let the child that fork(hold=True) holds go on (if there is one)."""
+        if self._release_fd >= 0:
+            os.close(self._release_fd)
+            self._release_fd = -1
 
     def fds(self) -> set[int]:
         """What the new process moves itself in with."""
@@ -276,6 +302,7 @@ class SelfJoin:
         if self._cgroup2_fd >= 0:
             os.close(self._cgroup2_fd)
             self._cgroup2_fd = -1
+        self.release()
 
 
 class OomWatch:

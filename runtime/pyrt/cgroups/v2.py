@@ -14,6 +14,7 @@ import time
 from pyrt.cgroups.base import (
     Cgroup,
     OomWatch,
+    SelfJoin,
     Setting,
     hugepage_settings,
     map_sections,
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from pyrt.cgroups.base import SelfJoin
     from pyrt.cgroups.device_rules import DeviceRule
 
 ROOT = "/sys/fs/cgroup"
@@ -259,9 +259,14 @@ class CgroupV2(Cgroup):
     def memory_usage(self) -> int:
         return read_int(f"{self.path}/memory.current")
 
+    def open_self_join(self) -> SelfJoin:
+        """The cgroup, to be born in; it charges memory (SelfJoin.fork(hold=True))."""
+        return SelfJoin([], cgroup2_dir=self.path, cgroup2_memory=True)
+
     def add(self, pid: int, join: SelfJoin | None = None, born_in_cgroup2: bool = False
             ) -> None:
-        write(f"{self.path}/cgroup.procs", str(pid))
+        if not born_in_cgroup2:
+            write(f"{self.path}/cgroup.procs", str(pid))
 
     def pids(self) -> list[int]:
         return read_pids(f"{self.path}/cgroup.procs")

@@ -165,11 +165,13 @@ def ioctl_int(fd: int, request: int, value: int = 0) -> int:
     return int(box[0])
 
 
-def fork_into_cgroup(cgroup_fd: int) -> int:
+def fork_into_cgroup(cgroup_fd: int, hold: tuple[int, int] = (-1, -1)) -> int:
     """os.fork(), with the child born in the cgroup2 cgroup open at cgroup_fd (clone3 with
     CLONE_INTO_CGROUP): no move afterwards, so no wait for an RCU grace period
-    (docs/performance.md). 0 in the child, its pid in the parent."""
-    return _check(lib.pyrt_fork_into_cgroup(cgroup_fd))
+    (docs/performance.md). 0 in the child, its pid in the parent. With `hold`, a pipe
+    (read end, write end): the child closes the write end and waits, having touched
+    nothing, until the parent closes its own (csrc/shim.h)."""
+    return _check(lib.pyrt_fork_into_cgroup(cgroup_fd, *hold))
 
 
 MADV_POPULATE_WRITE = 23
