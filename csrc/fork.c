@@ -1,5 +1,6 @@
-/* os.fork() into a cgroup2 cgroup: see shim.h. The one function here that works with
- * the interpreter: it takes the same steps around the fork as CPython's os.fork(). */
+/* os.fork() by clone3, into a cgroup2 cgroup and held: see shim.h. The one function
+ * here that works with the interpreter: it takes the same steps around the fork as
+ * CPython's os.fork(). */
 #include <Python.h>
 
 #include <errno.h>
@@ -17,10 +18,13 @@ struct pyrt_clone_args {
 };
 #define PYRT_CLONE_INTO_CGROUP 0x200000000ULL
 
-int pyrt_fork_into_cgroup(int cgroup_fd, int hold_fd, int release_fd)
+int pyrt_fork(int cgroup_fd, int hold_fd, int release_fd)
 {
-    struct pyrt_clone_args args = { .flags = PYRT_CLONE_INTO_CGROUP,
-                                    .exit_signal = SIGCHLD, .cgroup = (uint64_t)cgroup_fd };
+    struct pyrt_clone_args args = { .exit_signal = SIGCHLD };
+    if (cgroup_fd >= 0) {
+        args.flags = PYRT_CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)cgroup_fd;
+    }
     /* cffi calls us without the GIL; the interpreter's fork hooks need it */
     PyGILState_STATE gil = PyGILState_Ensure();
     PyOS_BeforeFork();

@@ -23,10 +23,11 @@ int pyrt_mount_setattr(int dirfd, const char *path, unsigned int flags,
                        unsigned long long propagation, int userns_fd);
 int pyrt_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path,
                     unsigned int flags);
-/* fork.c: os.fork() with the child born in the cgroup2 cgroup open at cgroup_fd
- * (clone3 CLONE_INTO_CGROUP); 0 in the child, its pid in the parent, or -errno.
- * With a pipe's ends in hold_fd and release_fd (else -1), the child closes release_fd
- * and waits for EOF on hold_fd (the parent closes its release_fd, or dies) before the
- * interpreter runs again: until then it writes nothing but its stack, so it copies (and
- * the cgroup's memory controller charges it) a page or two at most. */
-int pyrt_fork_into_cgroup(int cgroup_fd, int hold_fd, int release_fd);
+/* fork.c: os.fork() by clone3; 0 in the child, its pid in the parent, or -errno.
+ * With cgroup_fd >= 0 the child is born in the cgroup2 cgroup open there
+ * (CLONE_INTO_CGROUP). With a pipe's ends in hold_fd and release_fd (else -1), the child
+ * closes release_fd and waits for EOF on hold_fd (every other copy of the write end is
+ * closed: released, or its holder has exited) before the interpreter runs again: until
+ * then it writes nothing but its stack, so it copies (and a memory cgroup charges it)
+ * a page or two at most. */
+int pyrt_fork(int cgroup_fd, int hold_fd, int release_fd);

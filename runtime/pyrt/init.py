@@ -190,15 +190,21 @@ def _namespaces(plan: Plan, ch: Channel) -> None:
         # over and leave
         sc.unshare(sc.CLONE_NEWPID)
         hold_r, hold_w = os.pipe()
-        pid = os.fork()
+        try:
+            pid, held = sc.fork(hold=(hold_r, hold_w)), True
+        except OSError:  # clone3 refused
+            pid, held = os.fork(), False
         if pid:
             ch.send("pid", pid=pid)
             os._exit(0)  # closes hold_w: our child goes on
         # no parent-death signal here: our parent is about to exit on purpose (if
         # `pyrt create` fails, it kills us by pid). We wait for it to leave: the parent
-        # must have our pid before any message of ours
-        os.close(hold_w)
-        os.read(hold_r, 1)
+        # must have our pid before any message of ours; and, held in the shim, before
+        # we write to any page we share with it (each would be copied, and charged to
+        # the container's memory cgroup where we are already in it: cgroup v2)
+        if not held:
+            os.close(hold_w)
+            os.read(hold_r, 1)
         os.close(hold_r)
     rest = plan.new_flags & ~(sc.CLONE_NEWUSER | sc.CLONE_NEWPID | sc.CLONE_NEWTIME
                               | sc.CLONE_NEWCGROUP)

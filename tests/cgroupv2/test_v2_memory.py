@@ -26,14 +26,29 @@ def test_allocation_beyond_the_limit_is_oom_killed(rt, bundle_with):
     assert int(keyed(b, "memory.events")["oom_kill"]) >= 1
 
 
+@pytest.fixture
+def crossable():
+    with h.crossable_dir() as d:
+        yield d
+
+
 @pytest.mark.pyrt_only  # runc 1.1.5's init is charged about 1.6 MiB (v1 host)
-@pytest.mark.parametrize("cgroup_mount", [True, False])
-def test_runtime_memory_is_not_charged_to_the_container(rt, bundle_with, cgroup_mount):
-    """On v2 the parent moves the init into the cgroup (cgroup.procs) once it has copied
-    the pages the two share: none of the runtime's pages is charged in there, whether
-    the init then goes on with its rootfs for long (no cgroup mount) or not."""
+@pytest.mark.parametrize("variant", ["cgroup-mount", "no-cgroup-mount", "userns"])
+def test_runtime_memory_is_not_charged_to_the_container(rt, bundle_with, variant, crossable):
+    """The init is born in the cgroup and waits there, untouched, until `create` has
+    copied the pages the two share: none of the runtime's pages is charged in there,
+    whether the init then goes on with its rootfs for long (no cgroup mount) or not.
+    With a user namespace the init forks the container's pid 1, which waits, untouched
+    again, until the init has left. Measured: 32 to 57 KiB of anonymous memory, what the
+    init allocates for itself from its birth; 680 to 830 KiB without the first wait, 36
+    to 147 KiB without the second (whether the init leaves before its child writes)."""
     b = bundle_with({"memory": {"limit": 64 * MiB}})
-    if cgroup_mount:
+    if variant == "cgroup-mount":
         b.add_mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "ro"])
-    h.assert_ok(rt.create(b, timeout=60))
-    assert int(keyed(b, "memory.stat")["anon"]) <= 64 * 1024, keyed(b, "memory.stat")
+    if variant == "userns":  # container root is host uid 100000
+        b.config["linux"]["namespaces"].append({"type": "user"})
+        for ids in ("uidMappings", "gidMappings"):
+            b.config["linux"][ids] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        h.move_rootfs(b, crossable)  # where the init can reach it
+    h.assert_ok(rt.create(b.write(), timeout=60))
+    assert int(keyed(b, "memory.stat")["anon"]) <= 96 * 1024, keyed(b, "memory.stat")

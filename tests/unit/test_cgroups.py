@@ -491,7 +491,7 @@ def test_self_join_fork_falls_back_to_a_plain_fork(cgroup2_dir: str,
     def no_clone3(_fd: int, _hold: tuple[int, int] = (-1, -1)) -> int:
         raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
 
-    monkeypatch.setattr(sc, "fork_into_cgroup", no_clone3)
+    monkeypatch.setattr(sc, "fork", no_clone3)
     with open("/proc/self/cgroup") as f:
         ours = next(line for line in f if line.startswith("0::")).strip()
     fds = os.listdir("/proc/self/fd")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 import os
+import select
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -109,3 +110,33 @@ def test_unshare_pages_leaves_a_private_file_mapping_unwritten(tmp_path: Path) -
     finally:
         del buf
         area.close()
+
+
+def test_fork_holds_the_child_until_every_write_end_is_closed() -> None:
+    """syscalls.fork(hold=...): the child waits in the shim, before the interpreter runs
+    again (so it copies none of the pages it shares with us), until no one holds the
+    pipe's write end: the init's child waits so for the init to exit (init.py)."""
+    from pyrt.linux import syscalls as sc
+
+    hold_r, hold_w = os.pipe()
+    out_r, out_w = os.pipe()
+    pid = sc.fork(hold=(hold_r, hold_w))
+    if pid == 0:
+        try:
+            os.write(out_w, b"ran")
+        finally:
+            os._exit(0)
+    os.close(hold_r)
+    os.close(out_w)
+    try:
+        assert not select.select([out_r], [], [], 0.5)[0]
+        with open(f"/proc/{pid}/syscall") as f:
+            assert f.read().split()[0] == "0"  # read(2) on x86_64, on the hold pipe
+        os.close(hold_w)  # as the init's exit closes its copy
+        hold_w = -1
+        assert os.read(out_r, 8) == b"ran"
+    finally:
+        if hold_w >= 0:
+            os.close(hold_w)
+        os.close(out_r)
+        os.waitpid(pid, 0)

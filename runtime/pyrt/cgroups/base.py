@@ -260,7 +260,7 @@ class SelfJoin:
         if hold:
             hold_fd, self._release_fd = os.pipe2(os.O_CLOEXEC)
         try:
-            return sc.fork_into_cgroup(self._cgroup2_fd, (hold_fd, self._release_fd))
+            return sc.fork(self._cgroup2_fd, (hold_fd, self._release_fd))
         except OSError:
             self.release()
             return -1

@@ -165,13 +165,14 @@ def ioctl_int(fd: int, request: int, value: int = 0) -> int:
     return int(box[0])
 
 
-def fork_into_cgroup(cgroup_fd: int, hold: tuple[int, int] = (-1, -1)) -> int:
-    """os.fork(), with the child born in the cgroup2 cgroup open at cgroup_fd (clone3 with
-    CLONE_INTO_CGROUP): no move afterwards, so no wait for an RCU grace period
-    (docs/performance.md). 0 in the child, its pid in the parent. With `hold`, a pipe
-    (read end, write end): the child closes the write end and waits, having touched
-    nothing, until the parent closes its own (csrc/shim.h)."""
-    return _check(lib.pyrt_fork_into_cgroup(cgroup_fd, *hold))
+def fork(cgroup_fd: int = -1, hold: tuple[int, int] = (-1, -1)) -> int:
+    """os.fork() by clone3: 0 in the child, its pid in the parent. With `cgroup_fd`, the
+    child is born in the cgroup2 cgroup open there (CLONE_INTO_CGROUP): no move
+    afterwards, so no wait for an RCU grace period (docs/performance.md). With `hold`, a
+    pipe (read end, write end), it closes the write end and waits, having touched
+    nothing, until every other copy of it is closed (csrc/shim.h). An OSError where the
+    kernel refuses (clone3 is ENOSYS under some seccomp profiles): fork plainly then."""
+    return _check(lib.pyrt_fork(cgroup_fd, *hold))
 
 
 MADV_POPULATE_WRITE = 23
