@@ -71,12 +71,15 @@ def child(plan: ExecPlan, ch: Channel) -> NoReturn:
         caps.preload()  # while the host's filesystem is still ours to import from
         # The cgroup namespace after the fork: the process is born in the container's
         # cgroup2 cgroup where it can be (SelfJoin.fork), and the kernel refuses a clone
-        # into a cgroup outside the caller's cgroup namespace.
+        # into a cgroup outside the caller's cgroup namespace. Where that cgroup charges
+        # memory (v2), it is held until we have left, so that it copies none of the
+        # pages we share in there.
         namespaces.join(plan.ns_fds, skip=("cgroup",))
-        pid, born = plan.cgroup_join.fork() if plan.cgroup_join else (os.fork(), False)
+        join = plan.cgroup_join
+        pid, born = join.fork(hold=True) if join else (os.fork(), False)
         if pid:
             ch.send("pid", pid=pid, born_in_cgroup2=born)
-            os._exit(0)
+            os._exit(0)  # and so release it
         namespaces.join(plan.ns_fds)
         if host_proc >= 0:
             _apply_lsm(plan.process, host_proc)

@@ -6,16 +6,17 @@ error becomes one message and exit, never a traceback.
 
 Order, as runc's: join every cgroup hierarchy but memory (cgroups/base.py, SelfJoin;
 on cgroup v2 we are born in the cgroup, held until the parent has copied the pages we
-share; the parent adds us where we could not get in by ourselves); write oom_score_adj and become
-non-dumpable (until execve: CVE-2019-5736); join namespaces given by path (user first);
-make a user namespace and wait for its id maps (and make the time namespace then, while
-our /proc entries are still ours); make the other namespaces (a new pid namespace inside
-a user namespace needs one more fork); set up the rootfs and /dev; pivot_root; read-only
-and masked paths; join the memory cgroup once the parent has copied the pages we share
-(linux/memory.py), and make the cgroup namespace there (earlier if a cgroup mount or
-hooks need it); rlimits; user and capabilities; no_new_privs; the seccomp filter (before
-the user and capabilities change when there is no no_new_privs: see linux/seccomp.py);
-say "ready"; block opening the exec fifo until `start`; execve.
+share; the parent adds us where we could not get in by ourselves); write oom_score_adj
+and become non-dumpable (until execve: CVE-2019-5736); join namespaces given by path
+(user first); make a user namespace and wait for its id maps (and make the time
+namespace then, while our /proc entries are still ours); make the other namespaces (a
+new pid namespace inside a user namespace needs one more fork); set up the rootfs and
+/dev; pivot_root; read-only and masked paths; join the memory cgroup once the parent has
+copied the pages we share (linux/memory.py), and make the cgroup namespace there
+(earlier if a cgroup mount or hooks need it); rlimits; user and capabilities;
+no_new_privs; the seccomp filter (before the user and capabilities change when there is
+no no_new_privs: see linux/seccomp.py); say "ready"; block opening the exec fifo until
+`start`; execve.
 """
 
 from __future__ import annotations
