@@ -119,7 +119,7 @@ def _spawn(plan: Plan, cgroup: Cgroup) -> tuple[int, int | None]:
         sc.unshare(sc.CLONE_NEWPID)
     parent_ch, child_ch = Channel.pair()
     join = plan.cgroup_join
-    pid, born = join.fork(hold=True) if join is not None else (os.fork(), False)
+    pid, born = join.fork() if join is not None else (os.fork(), False)
     if pid == 0:
         parent_ch.close()
         init.child(plan, child_ch)

@@ -76,7 +76,7 @@ def child(plan: ExecPlan, ch: Channel) -> NoReturn:
         # pages we share in there.
         namespaces.join(plan.ns_fds, skip=("cgroup",))
         join = plan.cgroup_join
-        pid, born = join.fork(hold=True) if join else (os.fork(), False)
+        pid, born = join.fork() if join else (os.fork(), False)
         if pid:
             ch.send("pid", pid=pid, born_in_cgroup2=born)
             os._exit(0)  # and so release it

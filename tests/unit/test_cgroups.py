@@ -419,12 +419,13 @@ def test_v2_add_writes_only_a_pid_not_born_there(tmp_path: Path) -> None:
 UNIFIED = "/sys/fs/cgroup/unified"
 
 
-def _fork_and_report_cgroup2(join: base.SelfJoin, hold: bool = False) -> tuple[str, bool]:
-    """join.fork(hold); the child writes the cgroup2 line of its /proc/self/cgroup, read at
+def _fork_and_report_cgroup2(join: base.SelfJoin, held: bool = False) -> tuple[str, bool]:
+    """join.fork(); the child writes the cgroup2 line of its /proc/self/cgroup, read at
     its first step, to a pipe, and exits. Returns that line and whether fork() says the
-    child was born in the cgroup2 cgroup."""
+    child was born in the cgroup2 cgroup. `held`: check that a child born there is
+    held until join.release()."""
     r, w = os.pipe()
-    pid, born = join.fork(hold)
+    pid, born = join.fork()
     if pid == 0:
         try:
             with open("/proc/self/cgroup", "rb") as f:
@@ -433,7 +434,7 @@ def _fork_and_report_cgroup2(join: base.SelfJoin, hold: bool = False) -> tuple[s
             os._exit(0)
     os.close(w)
     try:
-        if born and hold:
+        if born and held:
             # held in the shim: blocked in read(2) (0 on x86_64), the interpreter not
             # yet back, so it has not written its line
             assert not select.select([r], [], [], 0.5)[0]
@@ -470,13 +471,13 @@ def test_self_join_fork_is_born_in_the_hybrid_cgroup2(cgroup2_dir: str) -> None:
 
 
 def test_self_join_fork_holds_the_child_until_release(cgroup2_dir: str) -> None:
-    """Where the cgroup2 cgroup charges memory (cgroup v2), fork(hold=True): the child is
+    """Where the cgroup2 cgroup charges memory (cgroup v2), fork() holds the child: it is
     born there and waits, before the interpreter runs again, until release(). The caller
     copies the pages they share meanwhile, so that the cgroup is not charged for them
     (tests/cgroupv2: test_runtime_memory_is_not_charged_to_the_container)."""
     join = base.SelfJoin([], cgroup2_dir=cgroup2_dir, cgroup2_memory=True)
     try:
-        assert _fork_and_report_cgroup2(join, hold=True) == (
+        assert _fork_and_report_cgroup2(join, held=True) == (
             f"0::{cgroup2_dir.removeprefix(UNIFIED)}", True)
     finally:
         join.close()
@@ -497,7 +498,7 @@ def test_self_join_fork_falls_back_to_a_plain_fork(cgroup2_dir: str,
     fds = os.listdir("/proc/self/fd")
     join = base.SelfJoin([], cgroup2_dir=cgroup2_dir, cgroup2_memory=True)
     try:
-        assert _fork_and_report_cgroup2(join, hold=True) == (ours, False)  # nothing held
+        assert _fork_and_report_cgroup2(join) == (ours, False)  # nothing held
     finally:
         join.close()
     assert os.listdir("/proc/self/fd") == fds

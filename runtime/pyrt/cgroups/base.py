@@ -230,19 +230,20 @@ class SelfJoin:
             self.close()
             raise PyrtError(f"cgroup {path}", e.strerror or str(e)) from None
 
-    def fork(self, hold: bool = False) -> tuple[int, bool]:
+    def fork(self) -> tuple[int, bool]:
         """os.fork(), the child born in the cgroup2 cgroup if there is one, so that
         add() need not move it there: (pid, whether it was born there). Where that fails
         (a kernel before 5.7 has no CLONE_INTO_CGROUP; or the cgroup refuses the child,
         as it does outside our cgroup namespace), a plain fork, and add() moves it as
         before. The child keeps the tasks files and closes the cgroup2 directory.
 
-        With `hold`, a child born where memory is charged waits, having written nothing
-        but its stack, until release(): meanwhile the caller copies the pages they
-        share (linux/memory.py), so that the copies are charged to it, not the cgroup."""
+        A child born where memory is charged (`cgroup2_memory`) is held: it waits,
+        having written nothing but its stack, until release() or our exit. Meanwhile
+        the caller copies the pages they share (linux/memory.py), or leaves, so that
+        the child copies none of them, and the cgroup is charged for none."""
         pid, born = -1, False
         if self._cgroup2_fd >= 0:
-            pid = self._fork_into_cgroup2(hold and self._cgroup2_memory)
+            pid = self._fork_into_cgroup2(hold=self._cgroup2_memory)
             born = pid >= 0
         if pid < 0:
             pid = os.fork()
@@ -269,7 +270,7 @@ class SelfJoin:
                 os.close(hold_fd)
 
     def release(self) -> None:
-        """Let the child that fork(hold=True) holds go on (if there is one)."""
+        """Let the child that fork() holds go on (if there is one)."""
         if self._release_fd >= 0:
             os.close(self._release_fd)
             self._release_fd = -1

@@ -260,7 +260,7 @@ class CgroupV2(Cgroup):
         return read_int(f"{self.path}/memory.current")
 
     def open_self_join(self) -> SelfJoin:
-        """The cgroup, to be born in; it charges memory (SelfJoin.fork(hold=True))."""
+        """The cgroup, to be born in; it charges memory (SelfJoin.fork holds the child)."""
         return SelfJoin([], cgroup2_dir=self.path, cgroup2_memory=True)
 
     def add(self, pid: int, join: SelfJoin | None = None, born_in_cgroup2: bool = False
