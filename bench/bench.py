@@ -27,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CGROUP_PARENT = "/pyrt-bench"
 PR_SET_CHILD_SUBREAPER = 36
 MiB = 1024 * 1024
+PHASES = ("create", "start", "wait", "delete")  # of the lifecycle row
 
 
 def reexec_in_private_mount_ns() -> None:
@@ -102,19 +103,23 @@ class Runtime:
 
     # ------------------------------------------------------------ rows
 
-    def lifecycle(self, bundle: str) -> float:
+    def lifecycle(self, bundle: str) -> dict[str, float]:
+        """create, start, wait for the exit, delete: seconds for each (PHASES)."""
         cid = self.next_id()
         pid_file = os.path.join(self.workdir, f"{cid}.pid")
         t0 = time.perf_counter()
         self.call("create", "--bundle", bundle, "--pid-file", pid_file, cid)
+        t1 = time.perf_counter()
         with open(pid_file) as f:
             pid = int(f.read())
         self.call("start", cid)
+        t2 = time.perf_counter()
         wait_exit(pid)
+        t3 = time.perf_counter()
         self.call("delete", cid)
-        elapsed = time.perf_counter() - t0
+        t4 = time.perf_counter()
         os.unlink(pid_file)
-        return elapsed
+        return dict(zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True))
 
     def run(self, bundle: str) -> float:
         return self.call("run", "--bundle", bundle, self.next_id())[0]
@@ -193,7 +198,8 @@ def summary(samples: list[float]) -> tuple[float, float]:
 # ---------------------------------------------------------------- the runs
 
 def latency_rows(runtimes: list[Runtime], n: int) -> dict[str, dict[str, list[float]]]:
-    """Interleaved round-robin: lifecycle, run, state of a created container, exec."""
+    """Interleaved round-robin: lifecycle (and its phases), run, state of a created
+    container, exec, and --version (the least a call of the runtime costs)."""
     out: dict[str, dict[str, list[float]]] = {r.name: {} for r in runtimes}
     setup = {}
     for rt in runtimes:
@@ -208,10 +214,14 @@ def latency_rows(runtimes: list[Runtime], n: int) -> dict[str, dict[str, list[fl
         for rt in runtimes:
             true_bundle, created, running = setup[rt.name]
             rows = out[rt.name]
-            rows.setdefault("lifecycle", []).append(rt.lifecycle(true_bundle))
+            phases = rt.lifecycle(true_bundle)
+            rows.setdefault("lifecycle", []).append(sum(phases.values()))
+            for phase, seconds in phases.items():
+                rows.setdefault(phase, []).append(seconds)
             rows.setdefault("run", []).append(rt.run(true_bundle))
             rows.setdefault("state", []).append(rt.call("state", created)[0])
             rows.setdefault("exec", []).append(rt.call("exec", running, "/bin/true")[0])
+            rows.setdefault("version", []).append(rt.call("--version")[0])
             reap_all()
     for rt in runtimes:
         _, created, running = setup[rt.name]
@@ -336,7 +346,7 @@ LATENCY = (("lifecycle", "create + start + wait + delete of /bin/true"),
            ("exec", "exec of /bin/true into a running container"))
 
 
-def write_report(args: argparse.Namespace, runtimes: list[Runtime], results: dict) -> None:
+def write_report(args: argparse.Namespace, runtimes: list[Runtime], results: dict[str, Any]) -> None:
     def version(rt: Runtime) -> str:
         out = subprocess.run([rt.binary, "--version"], capture_output=True, text=True).stdout
         return out.splitlines()[0] if out else "?"
@@ -382,6 +392,18 @@ def write_report(args: argparse.Namespace, runtimes: list[Runtime], results: dic
         value = "failed" if mem[name] < 0 else f"{mem[name] / MiB:.2f} MiB"
         lines.append(f"| smallest memory limit for `run /bin/true` (5 in a row) | {name} | "
                      f"{value} | - | {ratio} |")
+    lines += [
+        "",
+        "Where the lifecycle's time goes (medians of the same run). `--version` is the least",
+        "any call of a runtime costs: its start and exit.",
+        "",
+        "| runtime | --version | create | start | wait for the exit | delete |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        cells = [f"{summary(results['latency'][name][key])[0]:.1f} ms"
+                 for key in ("version", *PHASES)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     with open(args.output, "w") as f:
         f.write(text)
