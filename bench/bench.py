@@ -346,7 +346,8 @@ LATENCY = (("lifecycle", "create + start + wait + delete of /bin/true"),
            ("exec", "exec of /bin/true into a running container"))
 
 
-def write_report(args: argparse.Namespace, runtimes: list[Runtime], results: dict[str, Any]) -> None:
+def write_report(args: argparse.Namespace, runtimes: list[Runtime],
+                 results: dict[str, Any]) -> None:
     def version(rt: Runtime) -> str:
         out = subprocess.run([rt.binary, "--version"], capture_output=True, text=True).stdout
         return out.splitlines()[0] if out else "?"
